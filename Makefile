@@ -1,0 +1,26 @@
+# Two entry points: `make demo` runs the pruning example, `make test` the suite.
+# Both create (or reuse) a virtual environment in .venv and install tfopt into it.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test benchmark clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) examples/prune_digits.py
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -n 2 --durations=10 tests
+
+# Fashion-MNIST comes from Debian: sudo apt-get install dataset-fashion-mnist
+benchmark: $(VENV)/.installed
+	$(PY) -m benchmarks.pruning_benchmark
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

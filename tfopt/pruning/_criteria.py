@@ -1,0 +1,209 @@
+"""Importance criteria: which weights to keep.
+
+A criterion scores every weight; pruning removes the lowest scores (or, for
+channel pruning, the units with the lowest summed score). Criteria that need
+gradients observe them inside the training step `fit` already runs, through
+``observe``, and the wrapper keeps an exponential moving average of what they
+return; ``scores`` then turns weights and that average into importances.
+"""
+
+import zlib
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+
+class Criterion:
+    """Base class: subclass and implement `scores` (and `observe` to use gradients).
+
+    Attributes:
+      needs_gradients: whether the wrapper should collect `observe` statistics.
+      decay: moving-average decay of the gradient statistics.
+    """
+
+    needs_gradients = False
+    decay = 0.0
+
+    def observe(self, weight, gradient):
+        """Per-step statistic (a tensor shaped like `weight`), averaged over steps."""
+        raise NotImplementedError
+
+    def scores(self, weight, statistic, key):
+        """Elementwise importance (numpy, shaped like `weight`); higher is kept.
+
+        Args:
+          weight: the current weight values.
+          statistic: the moving average of `observe`, or None.
+          key: a stable name of the weight (for seeded criteria).
+        """
+        raise NotImplementedError
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self):
+        return hash(type(self).__name__)
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+@keras.utils.register_keras_serializable(package="tfopt")
+class Magnitude(Criterion):
+    """|w|: the L1 criterion, tfmot's only one. Channels rank by their L1 norm."""
+
+    def scores(self, weight, statistic, key):
+        return np.abs(weight)
+
+
+@keras.utils.register_keras_serializable(package="tfopt")
+class L2(Criterion):
+    """w**2: same order as |w| per weight; channels rank by their L2 norm."""
+
+    def scores(self, weight, statistic, key):
+        return np.square(weight)
+
+
+@keras.utils.register_keras_serializable(package="tfopt")
+class Random(Criterion):
+    """Random importance, reproducible from `seed` (a baseline for ablations).
+
+    Each weight gets fixed random scores derived from `seed` and the weight's
+    name, so repeated pruning steps remove nested sets of weights.
+
+    Args:
+      seed: integer seed. Defaults to 0.
+    """
+
+    def __init__(self, seed=0):
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+            raise ValueError(f"Random(seed=...) needs an integer seed, got {seed!r}.")
+        self.seed = int(seed)
+
+    def scores(self, weight, statistic, key):
+        rng = np.random.default_rng([self.seed, zlib.crc32(key.encode())])
+        return rng.random(np.shape(weight))
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+    def __repr__(self):
+        return f"Random(seed={self.seed})"
+
+
+@keras.utils.register_keras_serializable(package="tfopt")
+class Taylor(Criterion):
+    """First-order Taylor importance |w * dL/dw| (Molchanov et al., 2017/2019).
+
+    The estimate of how much the loss changes when a weight is removed. The
+    gradient comes from the backward pass `fit` already runs (no extra forward
+    pass) and is averaged over recent steps with an exponential moving average.
+    Before any gradient is seen, weights rank by magnitude.
+
+    Args:
+      decay: moving-average decay per training step, in [0, 1). Defaults to
+        0.95 (about the last 20 steps).
+    """
+
+    needs_gradients = True
+
+    def __init__(self, decay=0.95):
+        if not isinstance(decay, (int, float)) or not 0.0 <= decay < 1.0:
+            raise ValueError(f"Taylor(decay=...) must be in [0, 1), got {decay!r}.")
+        self.decay = float(decay)
+
+    def observe(self, weight, gradient):
+        return tf.abs(weight * gradient)
+
+    def scores(self, weight, statistic, key):
+        if statistic is None or not np.any(statistic):
+            return np.abs(weight)
+        return statistic
+
+    def get_config(self):
+        return {"decay": self.decay}
+
+    def __repr__(self):
+        return f"Taylor(decay={self.decay})"
+
+
+@keras.utils.register_keras_serializable(package="tfopt")
+class Custom(Criterion):
+    """A user function ``fn(weights, gradients) -> scores`` as a criterion.
+
+    `weights` is a numpy array; `gradients` is the moving average of dL/dw over
+    recent training steps (zeros before the first step). Register `fn` with
+    ``keras.utils.register_keras_serializable`` so pruned models save and load.
+
+    Args:
+      fn: the scoring function; higher scores are kept.
+      decay: moving-average decay of the gradients. Defaults to 0.9.
+    """
+
+    needs_gradients = True
+
+    def __init__(self, fn, decay=0.9):
+        if isinstance(fn, dict):
+            fn = keras.saving.deserialize_keras_object(fn)
+        if not callable(fn):
+            raise ValueError(f"Custom criterion needs a callable, got {fn!r}.")
+        self.fn = fn
+        self.decay = float(decay)
+
+    def observe(self, weight, gradient):
+        return gradient
+
+    def scores(self, weight, statistic, key):
+        statistic = np.zeros_like(weight) if statistic is None else statistic
+        result = np.asarray(self.fn(weight, statistic))
+        if result.shape != np.shape(weight):
+            raise ValueError(
+                f"Criterion {getattr(self.fn, '__name__', self.fn)!r} returned scores "
+                f"of shape {result.shape} for weight {key!r} of shape "
+                f"{np.shape(weight)}; it must return one score per weight."
+            )
+        return result
+
+    def get_config(self):
+        return {"fn": keras.saving.serialize_keras_object(self.fn), "decay": self.decay}
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.fn is other.fn and self.decay == other.decay
+
+    def __hash__(self):
+        return hash(self.fn)
+
+    def __repr__(self):
+        return f"Custom({getattr(self.fn, '__name__', self.fn)})"
+
+
+_ALIASES = {"magnitude": Magnitude, "l1": Magnitude, "l2": L2, "random": Random, "taylor": Taylor}
+
+
+def get(identifier):
+    """Resolves a criterion from a name, an instance, a callable or a config.
+
+    Example:
+      >>> get("taylor")
+      Taylor(decay=0.95)
+    """
+    if isinstance(identifier, Criterion):
+        return identifier
+    if isinstance(identifier, str) and identifier.lower() in _ALIASES:
+        return _ALIASES[identifier.lower()]()
+    if isinstance(identifier, dict):
+        return keras.saving.deserialize_keras_object(identifier)
+    if callable(identifier) and not isinstance(identifier, type):
+        return Custom(identifier)
+    raise ValueError(
+        f"Unknown pruning criterion {identifier!r}. Use one of {sorted(_ALIASES)}, "
+        "a tfopt.pruning.Criterion instance, or a function (weights, gradients) -> scores."
+    )

@@ -1,0 +1,183 @@
+"""Channel groups: which output units can be removed, and what else must change.
+
+Removing unit k of a layer (its "leader") changes every layer its output reaches:
+layers that keep the channel count pass it on (pooling, dropout, activations
+with f(0) = 0), per-channel layers (BatchNormalization, depthwise convolutions)
+must drop channel k too ("followers"), and the first layers that mix channels
+("consumers": Dense, convolutions, RNNs, Flatten -> Dense) lose input k. A unit
+is only removable when every path ends in such a consumer; paths into Add,
+Concatenate, a model output or an unknown layer leave the leader whole.
+
+`prune` uses the plan to choose leaders and wire followers; `shrink` uses it to
+cut the units out.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from tfopt.pruning import _registry
+
+_L = keras.layers
+_PASS_THROUGH = tuple(getattr(_L, name) for name in (
+    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout",
+    "GaussianNoise", "ActivityRegularization", "Activation", "ReLU", "LeakyReLU", "ELU",
+    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
+    "AveragePooling3D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
+    "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D",
+    "UpSampling1D", "UpSampling2D", "UpSampling3D") if hasattr(_L, name))
+_ELEMENTWISE = tuple(getattr(_L, name) for name in (
+    "Dropout", "GaussianDropout", "GaussianNoise", "ActivityRegularization", "Activation",
+    "ReLU", "LeakyReLU", "ELU"))
+_CONSUMERS = (_L.Dense, _L.Conv1D, _L.Conv2D, _L.Conv3D, _L.SeparableConv1D, _L.SeparableConv2D,
+              _L.LSTM, _L.GRU, _L.SimpleRNN)
+
+
+def unwrap(layer):
+    """The layer inside a tfopt PruneWrapper (or the layer itself)."""
+    from tfopt.pruning._wrapper import PruneWrapper  # local: the wrapper imports this module
+    return layer.layer if isinstance(layer, PruneWrapper) else layer
+
+
+@dataclasses.dataclass
+class ChannelGroup:
+    """Everything that changes when units of `leader` are removed (layer names)."""
+
+    leader: str
+    followers: list = dataclasses.field(default_factory=list)
+    pass_through: list = dataclasses.field(default_factory=list)
+    consumers: list = dataclasses.field(default_factory=list)
+    flatten: dict = dataclasses.field(default_factory=dict)  # consumer -> Flatten before it
+
+
+class _Graph:
+    """Producer/consumer links between the layers of one Sequential or Functional model."""
+
+    def __init__(self, model):
+        self.layers = {layer.name: layer for layer in model.layers}
+        self.consumers = {name: [] for name in self.layers}
+        self.inputs = {name: 0 for name in self.layers}
+        if isinstance(model, keras.Sequential):
+            names = [layer.name for layer in model.layers]
+            for producer, consumer in zip(names, names[1:]):
+                self.consumers[producer].append(consumer)
+                self.inputs[consumer] += 1
+            self.outputs = {names[-1]} if names else set()
+            return
+        config = model.get_config()
+        for layer_config in config["layers"]:
+            name = layer_config["name"]
+            for node in layer_config["inbound_nodes"]:
+                for producer, *_ in node:
+                    self.consumers[producer].append(name)
+                    self.inputs[name] += 1
+        self.outputs = {name for name, *_ in config["output_layers"]}
+
+
+def _zero_preserving(activation):
+    return float(activation(tf.zeros([1]))[0]) == 0.0
+
+
+def _channels_last(layer):
+    return getattr(layer, "data_format", "channels_last") == "channels_last"
+
+
+def _walk(graph, leader):
+    """Follows `leader`'s channels to their consumers; returns (group, reason)."""
+    group = ChannelGroup(leader)
+    frontier = [leader]
+    while frontier:
+        name = frontier.pop()
+        if name in graph.outputs:
+            return None, f"its channels reach the model output through {name!r}"
+        consumers = graph.consumers[name]
+        if not consumers:
+            return None, f"its channels reach {name!r}, which feeds nothing"
+        for consumer in consumers:
+            layer = unwrap(graph.layers[consumer])
+            kind = type(layer).__name__
+            if graph.inputs[consumer] != 1:
+                return None, (f"its channels reach {consumer!r} ({kind}), which has several "
+                              "inputs (residual Add, Concatenate or a shared layer)")
+            if isinstance(layer, _PASS_THROUGH):
+                if isinstance(layer, _L.Activation) and not _zero_preserving(layer.activation):
+                    return None, f"activation {consumer!r} does not map 0 to 0"
+                if not _channels_last(layer):
+                    return None, f"{consumer!r} is channels_first"
+                group.pass_through.append(consumer)
+                frontier.append(consumer)
+            elif isinstance(layer, _L.Flatten):
+                dense, reason = _dense_after_flatten(graph, consumer)
+                if dense is None:
+                    return None, reason
+                group.flatten[dense] = consumer
+                group.consumers.append(dense)
+            elif _registry.follower_spec(layer) is not None:
+                group.followers.append(consumer)
+                frontier.append(consumer)
+            elif isinstance(layer, _CONSUMERS) and _channels_last(layer):
+                group.consumers.append(consumer)
+            else:
+                return None, f"its channels reach {consumer!r} ({kind}), which tfopt cannot cut"
+    return group, None
+
+
+def _dense_after_flatten(graph, flatten):
+    name = flatten
+    while True:
+        if name in graph.outputs or len(graph.consumers[name]) != 1:
+            return None, f"Flatten {flatten!r} does not lead to a single Dense layer"
+        name = graph.consumers[name][0]
+        layer = unwrap(graph.layers[name])
+        if isinstance(layer, _L.Dense):
+            return name, None
+        if not isinstance(layer, _ELEMENTWISE):
+            return None, f"Flatten {flatten!r} leads to {name!r}, not to a Dense layer"
+
+
+def channel_plan(model, candidates=None):
+    """Channel groups of the channel-prunable layers of one model level.
+
+    Args:
+      model: a Sequential or Functional model (nested models are not entered).
+      candidates: names of layers to consider; defaults to every layer.
+
+    Returns:
+      (groups, reasons): {leader name: ChannelGroup} for layers whose units can
+      be removed, and {name: why not} for candidates that must stay whole.
+    """
+    graph = _Graph(model)
+    groups, reasons = {}, {}
+    for name, wrapped in graph.layers.items():
+        if candidates is not None and name not in candidates:
+            continue
+        layer = unwrap(wrapped)
+        spec = _registry.spec_for(layer)
+        if spec is None or not spec.channel_capable:
+            if candidates is not None:
+                reasons[name] = f"{type(layer).__name__} has no output units to remove"
+            continue
+        activation = getattr(layer, "activation", None)
+        if activation is not None and not _zero_preserving(activation):
+            reasons[name] = "its activation does not map 0 to 0, so removed units are not silent"
+        elif not _channels_last(layer):
+            reasons[name] = "it is channels_first"
+        elif graph.inputs[name] > 1:
+            reasons[name] = "it is shared (called on several inputs)"
+        else:
+            group, reason = _walk(graph, name)
+            if group is None:
+                reasons[name] = reason
+            else:
+                groups[name] = group
+    return groups, reasons
+
+
+def flatten_keep_indices(flatten_input_shape, kept_channels):
+    """Positions in a channels-last Flatten output that belong to `kept_channels`."""
+    shape = tuple(int(d) for d in flatten_input_shape[1:])
+    channel_of = np.broadcast_to(np.arange(shape[-1]), shape).reshape(-1)
+    return np.flatnonzero(np.isin(channel_of, kept_channels))

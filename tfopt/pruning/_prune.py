@@ -1,0 +1,167 @@
+"""prune() and strip(): from a Keras model to a model being pruned, and back."""
+
+from absl import logging
+
+from tfopt.pruning import _clone
+from tfopt.pruning import _criteria
+from tfopt.pruning import _graph
+from tfopt.pruning import _masks
+from tfopt.pruning import _registry
+from tfopt.pruning import _schedules
+from tfopt.pruning._wrapper import PruneWrapper
+from tfopt.pruning._wrapper import pruning_targets
+
+
+def prune(model, schedule, criterion="magnitude", structure="unstructured", layers=None):
+    """Returns a copy of `model` whose prunable layers prune themselves during `fit`.
+
+    Every supported layer (Dense, Conv1D/2D/3D, DepthwiseConv, SeparableConv,
+    Embedding, LSTM/GRU/SimpleRNN kernels, tfmot PrunableLayers) is wrapped in a
+    `PruneWrapper`, nested models included; other layers pass through with their
+    weights. The input model is not modified. Train with
+    ``callbacks=[UpdatePruningStep()]``, then `strip` or `shrink`.
+
+    With ``structure="channels"`` only layers whose units can really be removed
+    are pruned: the model's output layers and layers feeding a residual Add or
+    Concatenate stay whole (logged), and BatchNormalization / depthwise layers
+    after a pruned layer drop the same channels.
+
+    Args:
+      model: a built Sequential or Functional tf_keras model.
+      schedule: when and how much to prune, e.g. ``PolynomialDecay(0.0, 0.8,
+        begin_step=0, end_step=2000)``; tfmot schedules work too.
+      criterion: "magnitude" (L1), "l2", "random", "taylor" (|w * dL/dw|), a
+        `Criterion`, or a function (weights, gradients) -> scores. Defaults to
+        "magnitude".
+      structure: "unstructured", "channels", or an N:M pair such as (2, 4).
+        Defaults to "unstructured".
+      layers: which layers to prune: None (all supported), a list of layer
+        names, or a predicate ``layer -> bool``. Defaults to None.
+
+    Returns:
+      A new model with `PruneWrapper` layers.
+
+    Example:
+      >>> pruned = prune(model, ConstantSparsity(0.8, begin_step=0, frequency=10))
+      >>> pruned.compile("adam", "sparse_categorical_crossentropy")
+      >>> pruned.fit(x, y, callbacks=[UpdatePruningStep()])
+    """
+    _clone.validate_model(model, "prune")
+    schedule = _schedules.get(schedule)
+    criterion = _criteria.get(criterion)
+    structure = _masks.parse_structure(structure)
+    selected, explicit = _selection(model, layers)
+    for name in explicit:
+        layer = _find(model, name)
+        if not _registry.is_supported(layer) or isinstance(layer, PruneWrapper):
+            raise ValueError(
+                f"Layer {name!r} of type {type(layer).__name__} cannot be pruned. "
+                f"Supported: {_registry.SUPPORTED}."
+            )
+        if not pruning_targets(layer, structure):
+            raise ValueError(
+                f"Layer {name!r} ({type(layer).__name__}) has no weights that structure "
+                f"{_masks.structure_name(structure)!r} can prune"
+                + (": N:M needs an input axis divisible by M." if isinstance(structure, tuple)
+                   else ": channel pruning needs output units (Dense, Conv, Embedding).")
+            )
+    wrapped = []
+    pruned = _prune_level(model, schedule, criterion, structure, selected, explicit, wrapped)
+    if not wrapped:
+        raise ValueError(
+            f"prune found nothing to prune in {model.name!r} with structure "
+            f"{_masks.structure_name(structure)!r} and layers={layers!r}. "
+            f"Supported layers: {_registry.SUPPORTED}."
+        )
+    return pruned
+
+
+def _selection(model, layers):
+    if layers is None:
+        return (lambda layer: True), set()
+    if callable(layers):
+        return layers, set()
+    names = [layers] if isinstance(layers, str) else list(layers)
+    if not all(isinstance(n, str) for n in names):
+        raise ValueError(f"layers must be None, layer names or a predicate, got {layers!r}.")
+    known = {layer.name for layer in _clone.all_layers(model)}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"No layer named {unknown} in {model.name!r}. Its layers: {sorted(known)}.")
+    return (lambda layer: layer.name in names), set(names)
+
+
+def _find(model, name):
+    return next(layer for layer in _clone.all_layers(model) if layer.name == name)
+
+
+def _prune_level(model, schedule, criterion, structure, selected, explicit, wrapped):
+    chosen = []
+    for layer in model.layers:
+        if _clone.is_graph_model(layer) or isinstance(layer, PruneWrapper):
+            continue
+        if not selected(layer) or not _registry.is_supported(layer):
+            continue
+        if pruning_targets(layer, structure):
+            chosen.append(layer.name)
+        else:
+            logging.info("tfopt.pruning: %s (%s) left whole: structure %s does not apply.",
+                         layer.name, type(layer).__name__, _masks.structure_name(structure))
+    leaders, leader_of = set(chosen), {}
+    if structure == _masks.CHANNELS:
+        groups, reasons = _graph.channel_plan(model, candidates=set(chosen))
+        for name, reason in reasons.items():
+            if name in explicit:
+                raise ValueError(f"Layer {name!r} cannot be channel-pruned: {reason}. Use "
+                                 "structure='unstructured' for it, or leave it out of `layers`.")
+            logging.info("tfopt.pruning: %s left whole: %s.", name, reason)
+        leaders = set(groups)
+        leader_of = {f: leader for leader, g in groups.items() for f in g.followers}
+
+    def replace(layer):
+        if layer.name in leaders:
+            wrapper = PruneWrapper(_clone.copy_layer(layer), schedule, criterion, structure)
+        elif layer.name in leader_of:
+            wrapper = PruneWrapper(_clone.copy_layer(layer), structure=_masks.CHANNELS,
+                                   follow=leader_of[layer.name])
+        elif _clone.is_graph_model(layer):
+            return _prune_level(layer, schedule, criterion, structure, selected, explicit,
+                                wrapped), None, None
+        else:
+            return None
+        wrapped.append(wrapper)
+        return wrapper, wrapper.layer, layer.get_weights()
+
+    return _clone.rebuild(model, replace)
+
+
+def strip(model):
+    """A plain Keras model: wrappers removed, pruned weights exactly zero.
+
+    Predictions equal the pruned model's in inference mode. The result has no
+    tfopt layers, so it saves, exports and converts like any Keras model.
+
+    Args:
+      model: a model returned by `prune` (during or after training).
+
+    Returns:
+      A new plain Keras model.
+
+    Example:
+      >>> plain = strip(pruned)
+      >>> plain.save("model.keras")
+    """
+    _clone.validate_model(model, "strip")
+
+    def replace(layer):
+        if not isinstance(layer, PruneWrapper):
+            return None
+        inner = _clone.copy_layer(layer.layer)
+        return inner, inner, layer.stripped_weights()
+
+    return _clone.rebuild(model, replace)
+
+
+def wrappers(model):
+    """All PruneWrapper layers of a model, nested models included."""
+    return [layer for layer in _clone.all_layers(model) if isinstance(layer, PruneWrapper)]

@@ -1,0 +1,129 @@
+"""Which layers tfopt prunes, and which of their weights.
+
+Each supported layer type maps to a `LayerSpec`: the weights pruned (by attribute
+path, with the axis of output units for channel pruning and the input axis for
+N:M groups) and the weights cut along with whole units (the bias). Layers that
+follow a channel-pruned layer and carry one value per channel (BatchNormalization,
+depthwise convolutions) have a follower spec: their per-channel weights take the
+producer's unit mask, so a removed channel is exactly zero downstream.
+"""
+
+import dataclasses
+
+import tf_keras as keras
+from tensorflow_model_optimization.python.core.sparsity.keras import (
+    prunable_layer as tfmot_prunable_layer,
+)
+
+PrunableLayer = tfmot_prunable_layer.PrunableLayer
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """One weight of a layer, by attribute path ("kernel", "cell.kernel")."""
+
+    path: str
+    unit_axis: int | None = None  # axis of output units; None: no channel pruning
+    input_axis: int | None = None  # axis of N:M groups; None: no N:M
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSpec:
+    pruned: tuple  # Targets scored by the criterion
+    unit_weights: tuple = ()  # Targets masked with whole units under "channels"
+
+    @property
+    def channel_capable(self):
+        return any(t.unit_axis is not None for t in self.pruned)
+
+
+_L = keras.layers
+_SEPARABLE = (_L.SeparableConv1D, _L.SeparableConv2D)
+_DEPTHWISE = tuple(getattr(_L, n) for n in ("DepthwiseConv1D", "DepthwiseConv2D") if hasattr(_L, n))
+_CONV = (_L.Conv1D, _L.Conv2D, _L.Conv3D)
+_TRANSPOSED = tuple(getattr(_L, n) for n in ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"))
+_RNN = (_L.LSTM, _L.GRU, _L.SimpleRNN)
+
+SUPPORTED = (
+    "Dense, Conv1D, Conv2D, Conv3D, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, "
+    "SeparableConv2D, Embedding, LSTM, GRU, SimpleRNN, and layers implementing "
+    "tfmot.sparsity.keras.PrunableLayer"
+)
+
+
+def is_supported(layer):
+    """Whether tfopt can prune this layer's type."""
+    return isinstance(layer, _SEPARABLE + _DEPTHWISE + _CONV + (_L.Dense, _L.Embedding) + _RNN
+                      + (PrunableLayer,)) and not isinstance(layer, _TRANSPOSED)
+
+
+def can_follow(layer):
+    """Whether this layer's type can copy a producer's unit mask."""
+    return isinstance(layer, (_L.BatchNormalization,) + _DEPTHWISE)
+
+
+def _bias(layer):
+    return (Target("bias", unit_axis=0),) if getattr(layer, "use_bias", False) else ()
+
+
+def spec_for(layer):
+    """The LayerSpec of a layer, or None when tfopt does not prune its type."""
+    if isinstance(layer, _SEPARABLE):
+        return LayerSpec((Target("depthwise_kernel"),
+                          Target("pointwise_kernel", unit_axis=-1, input_axis=-2)), _bias(layer))
+    if isinstance(layer, _DEPTHWISE):
+        return LayerSpec((Target("depthwise_kernel"),), ())
+    if isinstance(layer, _CONV) and not isinstance(layer, _TRANSPOSED):
+        return LayerSpec((Target("kernel", unit_axis=-1, input_axis=-2),), _bias(layer))
+    if isinstance(layer, _L.Dense):
+        return LayerSpec((Target("kernel", unit_axis=-1, input_axis=0),), _bias(layer))
+    if isinstance(layer, _L.Embedding):
+        return LayerSpec((Target("embeddings", unit_axis=-1),))
+    if isinstance(layer, _RNN):
+        return LayerSpec((Target("cell.kernel", input_axis=0),
+                          Target("cell.recurrent_kernel", input_axis=0)))
+    if isinstance(layer, PrunableLayer):
+        return LayerSpec(tuple(Target(path) for path in _custom_paths(layer)))
+    return None
+
+
+def follower_spec(layer):
+    """Per-channel weights of a layer that follows a channel-pruned producer, or None."""
+    if isinstance(layer, _L.BatchNormalization):
+        # Built BatchNormalization layers hold a list of positive axes.
+        axes = list(layer.axis) if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+        ndim = layer.input_spec.ndim if layer.input_spec is not None else None
+        if len(axes) != 1 or ndim is None or axes[0] not in (-1, ndim - 1):
+            return None
+        return LayerSpec((), tuple(Target(name, unit_axis=0) for name in ("gamma", "beta")
+                                   if getattr(layer, name, None) is not None))
+    if isinstance(layer, _DEPTHWISE) and layer.depth_multiplier == 1:
+        return LayerSpec((), (Target("depthwise_kernel", unit_axis=-2),) + _bias(layer))
+    return None
+
+
+def _custom_paths(layer):
+    paths = []
+    for weight in layer.get_prunable_weights():
+        names = [k for k, v in vars(layer).items() if v is weight]
+        if not names:
+            raise ValueError(
+                f"Layer {layer.name!r} ({type(layer).__name__}) returns a prunable weight "
+                f"{weight.name!r} that is not stored as an attribute of the layer; tfopt "
+                "masks weights by attribute. Store it as self.<name> in build()."
+            )
+        paths.append(names[0])
+    return paths
+
+
+def resolve(layer, path):
+    """(owner object, attribute name) of a dotted attribute path."""
+    owner = layer
+    *parents, attr = path.split(".")
+    for name in parents:
+        owner = getattr(owner, name)
+    return owner, attr
+
+
+def has_weights(layer):
+    return bool(layer.weights)

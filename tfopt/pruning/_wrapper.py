@@ -1,0 +1,329 @@
+"""PruneWrapper: the Keras layer that masks another layer's weights while it trains."""
+
+import inspect
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+from absl import logging
+
+from tfopt.pruning import _criteria
+from tfopt.pruning import _masks
+from tfopt.pruning import _registry
+from tfopt.pruning import _schedules
+
+_NO_CALLBACK = (
+    "A tfopt-pruned model is training without the tfopt.pruning.UpdatePruningStep "
+    "callback, so its masks would never update. Pass "
+    "callbacks=[tfopt.pruning.UpdatePruningStep()] to fit()."
+)
+
+
+def pruning_targets(layer, structure, follower=False):
+    """The Targets a wrapper masks for `layer` under `structure` (empty: nothing to prune)."""
+    spec = _registry.follower_spec(layer) if follower else _registry.spec_for(layer)
+    if spec is None:
+        return ()
+    if follower:
+        return spec.unit_weights
+    if structure == _masks.UNSTRUCTURED:
+        return spec.pruned
+    if structure == _masks.CHANNELS:
+        scored = tuple(t for t in spec.pruned if t.unit_axis is not None)
+        return scored + spec.unit_weights if scored else ()
+    _, m = structure
+    targets = []
+    for target in spec.pruned:
+        owner, attr = _registry.resolve(layer, target.path)
+        variable = getattr(owner, attr, None)
+        if (target.input_axis is not None and variable is not None
+                and _masks.supports_n_of_m(variable.shape, m, target.input_axis)):
+            targets.append(target)
+    return tuple(targets)
+
+
+class _Entry:
+    """One masked weight: where it lives, its mask and gradient statistics."""
+
+    def __init__(self, target, owner, attr, mask, statistic, scored):
+        self.target, self.owner, self.attr = target, owner, attr
+        self.variable = getattr(owner, attr)
+        self.mask, self.statistic, self.scored = mask, statistic, scored
+
+
+@keras.utils.register_keras_serializable(package="tfopt")
+class PruneWrapper(keras.layers.Wrapper):
+    """Trains a layer with masked weights and prunes it on a schedule.
+
+    The layer computes with ``weight * mask``, so pruned weights get no gradient
+    and stay exactly zero. Masks change only at the steps the schedule names,
+    when `tfopt.pruning.UpdatePruningStep` asks; the layer itself is not changed
+    until `strip` or `shrink`. Use `tfopt.pruning.prune` rather than wrapping by
+    hand: it picks the layers and wires channel pruning through the model.
+
+    Args:
+      layer: the Keras layer to prune.
+      schedule: a tfopt or tfmot pruning schedule (not needed with `follow`).
+      criterion: "magnitude", "l2", "random", "taylor", a `Criterion` or a
+        function (weights, gradients) -> scores. Defaults to "magnitude".
+      structure: "unstructured", "channels" or an (n, m) pair. Defaults to
+        "unstructured".
+      follow: name of a channel-pruned layer whose unit mask this layer's
+        per-channel weights copy (BatchNormalization, depthwise convolution).
+        Defaults to None.
+      **kwargs: Keras layer arguments such as `name`.
+
+    Example:
+      >>> dense = keras.layers.Dense(4)
+      >>> wrapped = PruneWrapper(dense, ConstantSparsity(0.5))
+    """
+
+    def __init__(self, layer, schedule=None, criterion="magnitude",
+                 structure="unstructured", follow=None, **kwargs):
+        kwargs.setdefault("name", f"prune_{layer.name}")
+        super().__init__(layer, **kwargs)
+        self.structure = _masks.parse_structure(structure)
+        self.follow = follow
+        if isinstance(schedule, dict):
+            schedule = _schedules.deserialize(schedule)
+        if follow is None:
+            self.schedule = _schedules.get(schedule)
+        else:
+            self.schedule = None
+            if self.structure != _masks.CHANNELS:
+                raise ValueError(f"follow={follow!r} needs structure='channels', got "
+                                 f"{_masks.structure_name(self.structure)!r}.")
+        self.criterion = _criteria.get(criterion)
+        self._validate_layer()
+        self._entries = []
+        self._warned_n_of_m = False
+        self.supports_masking = layer.supports_masking
+
+    def _validate_layer(self):
+        if isinstance(self.layer, keras.Model):
+            raise ValueError(
+                f"PruneWrapper wraps single layers; {self.layer.name!r} is a "
+                f"{type(self.layer).__name__}. Use tfopt.pruning.prune(model, ...)."
+            )
+        supported = (_registry.can_follow(self.layer) if self.follow
+                     else _registry.is_supported(self.layer))
+        if not supported:
+            raise ValueError(
+                f"Layer {self.layer.name!r} of type {type(self.layer).__name__} cannot be "
+                f"pruned. Supported: {_registry.SUPPORTED}."
+            )
+
+    def build(self, input_shape):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        targets = pruning_targets(self.layer, self.structure, follower=self.follow is not None)
+        if not targets:
+            raise ValueError(
+                f"Layer {self.layer.name!r} ({type(self.layer).__name__}) has no weights "
+                f"that structure {_masks.structure_name(self.structure)!r} can prune. "
+                + ("Channel pruning needs output units (Dense, Conv, Embedding)."
+                   if self.structure == _masks.CHANNELS else
+                   "N:M needs an input axis divisible by M (Dense, Conv, RNN kernels).")
+            )
+        scored_paths = {t.path for t in pruning_targets(self.layer, self.structure)} \
+            if self.follow is None else set()
+        unit_paths = {t.path for t in (_registry.spec_for(self.layer) or
+                                      _registry.LayerSpec(())).unit_weights}
+        for target in targets:
+            owner, attr = _registry.resolve(self.layer, target.path)
+            variable = getattr(owner, attr)
+            scored = target.path in scored_paths and not (
+                self.structure == _masks.CHANNELS and target.path in unit_paths)
+            safe = target.path.replace(".", "_")
+            mask = self.add_weight(
+                name=f"{safe}_mask", shape=variable.shape, dtype=variable.dtype,
+                initializer="ones", trainable=False,
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            statistic = None
+            if scored and self.criterion.needs_gradients:
+                statistic = self.add_weight(
+                    name=f"{safe}_gradient_statistic", shape=variable.shape,
+                    dtype=variable.dtype, initializer="zeros", trainable=False,
+                    synchronization=tf.VariableSynchronization.ON_READ,
+                    aggregation=tf.VariableAggregation.MEAN)
+            self._entries.append(_Entry(target, owner, attr, mask, statistic, scored))
+        self.pruning_step = None
+        if self.follow is None:
+            self.pruning_step = self.add_weight(
+                name="pruning_step", shape=(), dtype=tf.int64, trainable=False,
+                initializer=keras.initializers.Constant(-1),
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        parameters = inspect.signature(self.layer.call).parameters
+        self._passes_training = "training" in parameters
+        self._passes_mask = "mask" in parameters
+        super().build(input_shape)
+
+    # Forward pass -----------------------------------------------------------
+
+    def call(self, inputs, training=None, mask=None):
+        if training is None:
+            training = keras.backend.learning_phase()
+        if self.pruning_step is not None:
+            if isinstance(training, (bool, int)):
+                if training:
+                    self._assert_step()
+            else:
+                tf.cond(tf.cast(training, tf.bool),
+                        lambda: self._assert_step_value(), lambda: tf.constant(True))
+        saved = []
+        for entry in self._entries:
+            value = tf.convert_to_tensor(entry.variable)
+            if entry.statistic is not None:
+                value = self._observe(entry, value)
+            saved.append((entry.owner, entry.attr, getattr(entry.owner, entry.attr)))
+            # Bypass Keras attribute tracking: the masked tensor is temporary.
+            object.__setattr__(entry.owner, entry.attr, value * tf.cast(entry.mask, value.dtype))
+        try:
+            kwargs = {}
+            if self._passes_training:
+                kwargs["training"] = training
+            if self._passes_mask and mask is not None:
+                kwargs["mask"] = mask
+            return self.layer.call(inputs, **kwargs)
+        finally:
+            for owner, attr, original in saved:
+                object.__setattr__(owner, attr, original)
+
+    def _assert_step(self):
+        tf.debugging.assert_greater_equal(
+            self.pruning_step, tf.constant(0, tf.int64), message=_NO_CALLBACK)
+
+    def _assert_step_value(self):
+        self._assert_step()
+        return tf.constant(True)
+
+    def _observe(self, entry, value):
+        """Identity whose gradient also updates the entry's moving statistic."""
+        criterion, statistic = self.criterion, entry.statistic
+
+        @tf.custom_gradient
+        def observed(weight):
+            def gradient(upstream):
+                step = tf.cast(criterion.observe(weight, upstream), statistic.dtype)
+                update = statistic.assign(
+                    criterion.decay * statistic + (1.0 - criterion.decay) * step)
+                with tf.control_dependencies([update]):
+                    return tf.identity(upstream)
+            return tf.identity(weight), gradient
+
+        return observed(value)
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def compute_mask(self, inputs, mask=None):
+        return self.layer.compute_mask(inputs, mask)
+
+    # Mask updates (eager, from UpdatePruningStep) ----------------------------
+
+    def update_masks(self, step):
+        """Prunes if the schedule says so at `step`; returns the unit mask for channels."""
+        should_prune, sparsity = _schedules.schedule_at(self.schedule, step)
+        if not should_prune:
+            return None
+        return self.prune_to(sparsity)
+
+    def prune_to(self, sparsity):
+        """Updates the masks to `sparsity` now; returns the unit mask under "channels"."""
+        scored = [e for e in self._entries if e.scored]
+        weights = {id(e): e.variable.numpy() for e in self._entries}
+        statistics = {id(e): None if e.statistic is None else e.statistic.numpy() for e in scored}
+        scores = {id(e): self.criterion.scores(weights[id(e)], statistics[id(e)],
+                                               f"{self.layer.name}/{e.target.path}")
+                  for e in scored}
+        unit_mask = None
+        if self.structure == _masks.UNSTRUCTURED:
+            new = {id(e): _masks.unstructured_mask(scores[id(e)], sparsity, e.mask.numpy())
+                   for e in scored}
+        elif self.structure == _masks.CHANNELS:
+            importance = sum(_masks.unit_scores(scores[id(e)], e.target.unit_axis)
+                             for e in scored)
+            unit_mask = _masks.channel_mask(importance, sparsity, self.unit_mask())
+            new = {id(e): _masks.expand_unit_mask(unit_mask, e.variable.shape,
+                                                  e.target.unit_axis)
+                   for e in self._entries}
+        else:
+            n, m = self.structure
+            if sparsity <= 0.0:
+                return None
+            if abs(sparsity - (1 - n / m)) > 0.01 and not self._warned_n_of_m:
+                logging.warning(
+                    "Layer %s: N:M structure %d:%d always prunes to sparsity %.2f; the "
+                    "schedule (now %.2f) only decides when masks update.",
+                    self.layer.name, n, m, 1 - n / m, sparsity)
+                self._warned_n_of_m = True
+            new = {}
+            for e in scored:
+                ranked = np.where(e.mask.numpy() > 0, scores[id(e)], -np.inf)
+                new[id(e)] = _masks.n_of_m_mask(ranked, n, m, e.target.input_axis)
+        for entry in self._entries:
+            if id(entry) in new:
+                self._assign(entry, new[id(entry)], weights[id(entry)])
+        return unit_mask
+
+    def apply_unit_mask(self, unit_mask):
+        """Masks per-channel weights of a follower with its producer's unit mask."""
+        for entry in self._entries:
+            mask = _masks.expand_unit_mask(unit_mask, entry.variable.shape, entry.target.unit_axis)
+            self._assign(entry, mask, entry.variable.numpy())
+
+    @staticmethod
+    def _assign(entry, mask, weight):
+        dtype = entry.variable.dtype.as_numpy_dtype
+        entry.mask.assign(mask.astype(dtype))
+        # Zero the stored weights too, so the variable itself is sparse.
+        entry.variable.assign((weight * mask).astype(dtype))
+
+    # Inspection ---------------------------------------------------------------
+
+    def unit_mask(self):
+        """1-D mask over output units (channels structure), from the current masks."""
+        for entry in self._entries:
+            if entry.target.unit_axis is not None:
+                mask = entry.mask.numpy()
+                axis = entry.target.unit_axis % mask.ndim
+                other = tuple(i for i in range(mask.ndim) if i != axis)
+                return (mask.max(axis=other) > 0).astype(np.float32)
+        return None
+
+    def masked_weights(self):
+        """{attribute path: weight * mask} as numpy arrays."""
+        return {e.target.path: e.variable.numpy() * e.mask.numpy() for e in self._entries}
+
+    def stripped_weights(self):
+        """The inner layer's weights in `layer.weights` order, masks applied."""
+        masked = {id(e.variable): e.variable.numpy() * e.mask.numpy() for e in self._entries}
+        return [masked.get(id(v), v.numpy()) for v in self.layer.weights]
+
+    def sparsity(self):
+        """Fraction of zeros across the scored weights (the weights the schedule targets)."""
+        scored = [e for e in self._entries if e.scored] or self._entries
+        total = sum(int(np.prod(e.mask.shape)) for e in scored)
+        zeros = sum(int(np.sum(e.mask.numpy() == 0)) for e in scored)
+        return zeros / total if total else 0.0
+
+    def masks(self):
+        """{attribute path: mask} as numpy arrays."""
+        return {e.target.path: e.mask.numpy() for e in self._entries}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            schedule=None if self.schedule is None else _schedules.serialize(self.schedule),
+            criterion=keras.saving.serialize_keras_object(self.criterion),
+            structure=(list(self.structure) if isinstance(self.structure, tuple)
+                       else self.structure),
+            follow=self.follow,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        layer = keras.layers.deserialize(config.pop("layer"), custom_objects=custom_objects)
+        return cls(layer, **config)
