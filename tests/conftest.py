@@ -1,0 +1,57 @@
+"""Shared test setup: two logical CPUs (for MirroredStrategy) and small helpers."""
+
+import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+# Must run before TensorFlow initializes its devices, i.e. before any op runs.
+_cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    _cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+
+
+def assert_config_round_trip(obj):
+    """get_config -> from_config and Keras (de)serialization give an equal object."""
+    config = obj.get_config()
+    rebuilt = type(obj).from_config(config)
+    assert rebuilt.get_config() == config
+    serialized = keras.saving.serialize_keras_object(obj)
+    restored = keras.saving.deserialize_keras_object(serialized)
+    assert type(restored) is type(obj)
+    assert restored.get_config() == config
+    return restored
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from sklearn.datasets import load_digits
+    data = load_digits()
+    x = (data.images[..., None] / 16.0).astype("float32")
+    return x, data.target.astype("int32")
+
+
+def compile_model(model, lr=1e-2):
+    model.compile(keras.optimizers.Adam(lr),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    return model
+
+
+def small_cnn(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(8, 3, activation="relu", name="conv_a"),
+        keras.layers.BatchNormalization(name="bn"),
+        keras.layers.Conv2D(8, 3, activation="relu", name="conv_b"),
+        keras.layers.Flatten(name="flatten"),
+        keras.layers.Dense(16, activation="relu", name="hidden"),
+        keras.layers.Dense(10, name="logits"),
+    ])
+
+
+def max_abs_diff(a, b):
+    return float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
