@@ -13,8 +13,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from tfopt._config import ConfigEquality
 
-class Criterion:
+
+class Criterion(ConfigEquality):
     """Base class: subclass and implement `scores` (and `observe` to use gradients).
 
     Attributes:
@@ -45,15 +47,6 @@ class Criterion:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash(type(self).__name__)
-
-    def __repr__(self):
-        return f"{type(self).__name__}()"
 
 
 @keras.utils.register_keras_serializable(package="tfopt")
@@ -95,9 +88,6 @@ class Random(Criterion):
     def get_config(self):
         return {"seed": self.seed}
 
-    def __repr__(self):
-        return f"Random(seed={self.seed})"
-
 
 @keras.utils.register_keras_serializable(package="tfopt")
 class Taylor(Criterion):
@@ -130,9 +120,6 @@ class Taylor(Criterion):
 
     def get_config(self):
         return {"decay": self.decay}
-
-    def __repr__(self):
-        return f"Taylor(decay={self.decay})"
 
 
 @keras.utils.register_keras_serializable(package="tfopt")

@@ -19,6 +19,8 @@ from tensorflow_model_optimization.python.core.sparsity.keras import (
     pruning_schedule as tfmot_schedule,
 )
 
+from tfopt._config import ConfigEquality
+
 
 def _validate_sparsity(value, name):
     if not isinstance(value, (int, float, np.floating, np.integer)) or not 0.0 <= value < 1.0:
@@ -63,7 +65,7 @@ def _in_pruning_turn(step, begin_step, end_step, frequency):
     return (step - begin_step) % frequency == 0
 
 
-class PruningSchedule(tfmot_schedule.PruningSchedule):
+class PruningSchedule(ConfigEquality, tfmot_schedule.PruningSchedule):
     """Base class of tfopt schedules.
 
     Subclasses implement ``at(step)``, answering ``(should_prune, sparsity)`` as
@@ -81,16 +83,6 @@ class PruningSchedule(tfmot_schedule.PruningSchedule):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    def __hash__(self):
-        return hash((type(self).__name__, repr(sorted(self.get_config().items()))))
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 @keras.utils.register_keras_serializable(package="tfopt")
