@@ -16,6 +16,7 @@ from tfopt.pruning._criteria import L2
 from tfopt.pruning._criteria import Magnitude
 from tfopt.pruning._criteria import Random
 from tfopt.pruning._criteria import Taylor
+from tfopt.pruning._flops import count_flops
 from tfopt.pruning._prune import prune
 from tfopt.pruning._prune import strip
 from tfopt.pruning._report import LayerSparsity
@@ -26,4 +27,5 @@ from tfopt.pruning._schedules import Iterative
 from tfopt.pruning._schedules import OneShot
 from tfopt.pruning._schedules import PolynomialDecay
 from tfopt.pruning._schedules import PruningSchedule
+from tfopt.pruning._shrink import shrink
 from tfopt.pruning._wrapper import PruneWrapper

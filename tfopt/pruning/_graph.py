@@ -32,6 +32,8 @@ _PASS_THROUGH = tuple(getattr(_L, name) for name in (
 _ELEMENTWISE = tuple(getattr(_L, name) for name in (
     "Dropout", "GaussianDropout", "GaussianNoise", "ActivityRegularization", "Activation",
     "ReLU", "LeakyReLU", "ELU"))
+# ReLU(threshold > 0, negative_slope != 0) maps 0 to a nonzero value, so check them all.
+_ACTIVATIONS = (_L.Activation, _L.ReLU, _L.LeakyReLU, _L.ELU)
 _CONSUMERS = (_L.Dense, _L.Conv1D, _L.Conv2D, _L.Conv3D, _L.SeparableConv1D, _L.SeparableConv2D,
               _L.LSTM, _L.GRU, _L.SimpleRNN)
 
@@ -85,6 +87,10 @@ def _channels_last(layer):
     return getattr(layer, "data_format", "channels_last") == "channels_last"
 
 
+def _grouped(layer):
+    return getattr(layer, "groups", 1) != 1
+
+
 def _walk(graph, leader):
     """Follows `leader`'s channels to their consumers; returns (group, reason)."""
     group = ChannelGroup(leader)
@@ -103,13 +109,16 @@ def _walk(graph, leader):
                 return None, (f"its channels reach {consumer!r} ({kind}), which has several "
                               "inputs (residual Add, Concatenate or a shared layer)")
             if isinstance(layer, _PASS_THROUGH):
-                if isinstance(layer, _L.Activation) and not _zero_preserving(layer.activation):
+                if isinstance(layer, _ACTIVATIONS) and not _zero_preserving(layer):
                     return None, f"activation {consumer!r} does not map 0 to 0"
                 if not _channels_last(layer):
                     return None, f"{consumer!r} is channels_first"
                 group.pass_through.append(consumer)
                 frontier.append(consumer)
             elif isinstance(layer, _L.Flatten):
+                if not _channels_last(layer):
+                    # It moves axis 1 last before flattening, so units are no longer innermost.
+                    return None, f"Flatten {consumer!r} is channels_first"
                 dense, reason = _dense_after_flatten(graph, consumer)
                 if dense is None:
                     return None, reason
@@ -119,6 +128,8 @@ def _walk(graph, leader):
                 group.followers.append(consumer)
                 frontier.append(consumer)
             elif isinstance(layer, _CONSUMERS) and _channels_last(layer):
+                if _grouped(layer):
+                    return None, f"its channels reach grouped convolution {consumer!r}"
                 group.consumers.append(consumer)
             else:
                 return None, f"its channels reach {consumer!r} ({kind}), which tfopt cannot cut"
@@ -136,6 +147,8 @@ def _dense_after_flatten(graph, flatten):
             return name, None
         if not isinstance(layer, _ELEMENTWISE):
             return None, f"Flatten {flatten!r} leads to {name!r}, not to a Dense layer"
+        if isinstance(layer, _ACTIVATIONS) and not _zero_preserving(layer):
+            return None, f"activation {name!r} does not map 0 to 0"
 
 
 def channel_plan(model, candidates=None):
@@ -165,6 +178,8 @@ def channel_plan(model, candidates=None):
             reasons[name] = "its activation does not map 0 to 0, so removed units are not silent"
         elif not _channels_last(layer):
             reasons[name] = "it is channels_first"
+        elif _grouped(layer):
+            reasons[name] = "it is a grouped convolution, whose groups must stay equal in size"
         elif graph.inputs[name] > 1:
             reasons[name] = "it is shared (called on several inputs)"
         else:

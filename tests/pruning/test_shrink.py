@@ -1,0 +1,218 @@
+"""shrink(): pruned units are cut out and predictions do not change."""
+
+import numpy as np
+import pytest
+
+import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import tf_keras as keras
+from tfopt import pruning
+from tfopt.pruning import _clone
+
+L = keras.layers
+
+
+def _dense_dense():
+    return keras.Sequential([keras.Input((6,)), L.Dense(8, activation="relu"),
+                             L.Dense(8, activation="relu"), L.Dense(3)])
+
+
+def _conv_conv():
+    return keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(8, 3, activation="relu"),
+                             L.Conv2D(6, 3, activation="relu"), L.GlobalAveragePooling2D(),
+                             L.Dense(3)])
+
+
+def _conv_bn_conv():
+    return keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(8, 3), L.BatchNormalization(),
+                             L.ReLU(), L.Conv2D(6, 3, activation="relu"),
+                             L.GlobalAveragePooling2D(), L.Dense(3)])
+
+
+def _conv_pool_flatten_dense():
+    return keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(8, 3, activation="relu"),
+                             L.MaxPooling2D(2), L.Flatten(), L.Dense(8, activation="relu"),
+                             L.Dense(3)])
+
+
+def _conv_depthwise_conv():
+    return keras.Sequential([keras.Input((8, 8, 2)), L.Conv2D(8, 1, activation="relu"),
+                             L.DepthwiseConv2D(3), L.BatchNormalization(),
+                             L.Conv2D(6, 1, activation="relu"), L.GlobalAveragePooling2D(),
+                             L.Dense(3)])
+
+
+def _conv_separable():
+    return keras.Sequential([keras.Input((8, 8, 2)), L.Conv2D(8, 1, activation="relu"),
+                             L.SeparableConv2D(6, 3, depth_multiplier=2, activation="relu"),
+                             L.GlobalAveragePooling2D(), L.Dense(3)])
+
+
+def _conv_transposed():
+    return keras.Sequential([keras.Input((6, 6, 2)), L.Conv2D(8, 1, activation="relu"),
+                             L.Conv2DTranspose(4, 2), L.GlobalAveragePooling2D(), L.Dense(3)])
+
+
+def _embedding_lstm():
+    return keras.Sequential([keras.Input((5,), dtype="int32"), L.Embedding(12, 8),
+                             L.LSTM(6), L.Dense(3)])
+
+
+def _residual():
+    inputs = keras.Input((8, 8, 2))
+    stem = L.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    branch = L.Conv2D(8, 3, padding="same", activation="relu", name="branch_in")(stem)
+    branch = L.Conv2D(8, 3, padding="same", name="branch_out")(branch)
+    x = L.Add()([stem, branch])
+    x = L.Conv2D(6, 1, activation="relu", name="head")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, L.Dense(3)(x))
+
+
+def _nested():
+    inner = keras.Sequential([keras.Input((6, 6, 8)), L.Conv2D(8, 3), L.BatchNormalization(),
+                              L.ReLU(), L.Conv2D(6, 1, activation="relu"),
+                              L.GlobalAveragePooling2D(), L.Dense(8, activation="relu")],
+                             name="inner")
+    inputs = keras.Input((8, 8, 1))
+    x = L.Conv2D(8, 3, activation="relu")(inputs)
+    return keras.Model(inputs, L.Dense(3)(inner(x)))
+
+
+CASES = {
+    "dense_dense": _dense_dense,
+    "conv_conv": _conv_conv,
+    "conv_bn_conv": _conv_bn_conv,
+    "conv_pool_flatten_dense": _conv_pool_flatten_dense,
+    "conv_depthwise_conv": _conv_depthwise_conv,
+    "conv_separable": _conv_separable,
+    "conv_transposed": _conv_transposed,
+    "embedding_lstm": _embedding_lstm,
+    "residual": _residual,
+    "nested": _nested,
+}
+
+
+def _data(model, count=16):
+    rng = np.random.default_rng(0)
+    shape = (count,) + tuple(model.input_shape[1:])
+    if model.inputs[0].dtype.is_integer:
+        return rng.integers(0, 12, size=shape).astype("int32")
+    return rng.normal(size=shape).astype("float32")
+
+
+def _randomize(model):
+    """Random weights everywhere, so biases and BN statistics are all non-trivial."""
+    rng = np.random.default_rng(1)
+    for layer in _clone.all_layers(model):
+        if _clone.is_graph_model(layer):
+            continue
+        layer.set_weights([
+            rng.uniform(0.5, 1.5, w.shape) if "moving_variance" in w.name
+            else rng.normal(scale=0.5, size=w.shape) for w in layer.weights])
+    return model
+
+
+def _pruned(build, sparsity=0.5):
+    model = _randomize(build())
+    pruned = pruning.prune(model, pruning.OneShot(sparsity, step=0), structure="channels")
+    pruned.compile("adam", "mse")
+    x = _data(pruned)
+    y = np.random.default_rng(2).normal(size=(len(x), 3)).astype("float32")
+    pruned.fit(x, y, batch_size=8, epochs=1, verbose=0,
+               callbacks=[pruning.UpdatePruningStep()])
+    return pruned, x
+
+
+def _max_difference(a, b, x):
+    return float(np.max(np.abs(a(x, training=False).numpy() - b(x, training=False).numpy())))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_shrink_matches_strip_with_fewer_parameters_and_flops(name):
+    pruned, x = _pruned(CASES[name])
+    stripped, small = pruning.strip(pruned), pruning.shrink(pruned)
+    assert _max_difference(small, stripped, x) < 1e-4
+    assert small.count_params() < stripped.count_params()
+    assert pruning.count_flops(small) < pruning.count_flops(pruned)
+
+
+def _filters(model):
+    return {layer.name: layer.filters for layer in model.layers if hasattr(layer, "filters")}
+
+
+def test_shrink_keeps_layers_feeding_a_residual_add_whole():
+    pruned, _ = _pruned(_residual)
+    filters = _filters(pruning.shrink(pruned))
+    assert filters["stem"] == 8 and filters["branch_out"] == 8  # both feed Add
+    assert filters["branch_in"] == 4  # half of 8 pruned, consumed by branch_out
+    assert filters["head"] == 3
+
+
+def test_shrink_leaves_fully_kept_layers_as_they_are():
+    model = _randomize(_conv_bn_conv())
+    pruned = pruning.prune(model, pruning.OneShot(0.5, step=0), structure="channels")
+    small = pruning.shrink(pruned)  # never trained: every unit mask is all ones
+    x = _data(model)
+    assert _filters(small) == _filters(model)
+    assert _max_difference(small, model, x) < 1e-4
+
+
+def test_shrunk_model_is_plain_and_survives_keras_save(tmp_path):
+    pruned, x = _pruned(_nested)
+    small = pruning.shrink(pruned)
+    kinds = {type(layer).__module__ for layer in _clone.all_layers(small)}
+    assert not any(kind.startswith("tfopt") for kind in kinds)
+    path = str(tmp_path / "small.keras")
+    small.save(path)
+    loaded = keras.models.load_model(path)
+    assert _max_difference(loaded, small, x) < 1e-6
+
+
+def test_shrink_rejects_unstructured_pruning():
+    pruned = pruning.prune(_dense_dense(), pruning.OneShot(0.5), structure="unstructured")
+    with pytest.raises(ValueError, match=r"structure='channels'.*'unstructured'"):
+        pruning.shrink(pruned)
+
+
+def test_shrink_rejects_a_model_that_was_not_pruned():
+    with pytest.raises(ValueError, match="no PruneWrapper layers.*strip"):
+        pruning.shrink(_dense_dense())
+
+
+def _grouped_consumer():
+    return keras.Sequential([keras.Input((6, 6, 2)), L.Conv2D(8, 1, activation="relu", name="cut"),
+                             L.Conv2D(8, 1, activation="relu", name="whole"),
+                             L.Conv2D(4, 3, groups=2, activation="relu", name="grouped"),
+                             L.GlobalAveragePooling2D(), L.Dense(3)])
+
+
+def _channels_first_flatten():
+    return keras.Sequential([keras.Input((6, 6, 2)), L.Conv2D(8, 1, activation="relu", name="cut"),
+                             L.Conv2D(8, 3, activation="relu", name="whole"),
+                             L.Flatten(data_format="channels_first"), L.Dense(3)])
+
+
+def _relu_not_zero_at_zero():
+    return keras.Sequential([keras.Input((6, 6, 2)), L.Conv2D(8, 1, activation="relu", name="cut"),
+                             L.Conv2D(8, 1, name="whole"),
+                             L.ReLU(negative_slope=0.1, threshold=1.0),
+                             L.GlobalAveragePooling2D(), L.Dense(3)])
+
+
+def _sigmoid_after_flatten():
+    return keras.Sequential([keras.Input((6, 6, 2)), L.Conv2D(8, 1, activation="relu", name="cut"),
+                             L.Conv2D(8, 3, activation="relu", name="whole"), L.Flatten(),
+                             L.Activation("sigmoid"), L.Dense(3)])
+
+
+@pytest.mark.parametrize("build, filters", [
+    (_grouped_consumer, {"cut": 4, "whole": 8, "grouped": 4}),
+    (_channels_first_flatten, {"cut": 4, "whole": 8}),
+    (_relu_not_zero_at_zero, {"cut": 4, "whole": 8}),
+    (_sigmoid_after_flatten, {"cut": 4, "whole": 8}),
+])
+def test_shrink_leaves_layers_it_cannot_cut_through_whole(build, filters):
+    pruned, x = _pruned(build)
+    small = pruning.shrink(pruned)
+    assert _filters(small) == filters
+    assert _max_difference(small, pruning.strip(pruned), x) < 1e-4
