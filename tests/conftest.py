@@ -1,6 +1,10 @@
 """Shared test setup: two logical CPUs (for MirroredStrategy) and small helpers."""
 
-import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow C++ start-up noise out of test output
+
+import tfopt  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import numpy as np
 import pytest

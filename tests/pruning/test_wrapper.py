@@ -92,6 +92,18 @@ def test_resumed_training_continues_the_schedule(tmp_path, digits):
         assert abs(b.sparsity() - 0.8) < 0.01
 
 
+def test_step_is_counted_inside_every_training_batch(digits):
+    """A checkpoint saved mid-epoch sees the current step, not the last epoch's."""
+    x, y = digits
+    pruned = compile_model(pruning.prune(small_cnn(), pruning.ConstantSparsity(0.5, 0, frequency=3)))
+    seen = []
+    record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: seen.append(
+        [int(w.pruning_step.numpy()) for w in pruning._prune.wrappers(pruned)]))
+    pruned.fit(x[:160], y[:160], batch_size=32, epochs=2, verbose=0,
+               callbacks=[pruning.UpdatePruningStep(), record])
+    assert seen == [[step] * 4 for step in range(1, 11)]
+
+
 def test_loaded_model_keeps_masks_fixed_between_pruning_steps(tmp_path, digits):
     x, y = digits
     pruned = compile_model(pruning.prune(small_cnn(), pruning.OneShot(0.6)))

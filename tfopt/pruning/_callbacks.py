@@ -55,7 +55,14 @@ class UpdatePruningStep(keras.callbacks.Callback):
                     follower.apply_unit_mask(unit_mask)
 
     def on_train_batch_end(self, batch, logs=None):
+        # Each wrapper counts its own step inside the training graph; writing
+        # them from here every batch would cost an eager assign per layer.
         self._step += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._set_step()  # re-sync (a layer shared by two calls counts twice)
+
+    def on_train_end(self, logs=None):
         self._set_step()
 
     @property

@@ -166,10 +166,9 @@ class PruneWrapper(keras.layers.Wrapper):
         if self.pruning_step is not None:
             if isinstance(training, (bool, int)):
                 if training:
-                    self._assert_step()
+                    self._count_step()
             else:
-                tf.cond(tf.cast(training, tf.bool),
-                        lambda: self._assert_step_value(), lambda: tf.constant(True))
+                tf.cond(tf.cast(training, tf.bool), self._count_step, lambda: tf.constant(True))
         saved = []
         for entry in self._entries:
             value = tf.convert_to_tensor(entry.variable)
@@ -189,12 +188,12 @@ class PruneWrapper(keras.layers.Wrapper):
             for owner, attr, original in saved:
                 object.__setattr__(owner, attr, original)
 
-    def _assert_step(self):
-        tf.debugging.assert_greater_equal(
+    def _count_step(self):
+        """Checks that UpdatePruningStep set the step, then counts this training step."""
+        check = tf.debugging.assert_greater_equal(
             self.pruning_step, tf.constant(0, tf.int64), message=_NO_CALLBACK)
-
-    def _assert_step_value(self):
-        self._assert_step()
+        with tf.control_dependencies([check] if check is not None else []):
+            self.pruning_step.assign_add(1)
         return tf.constant(True)
 
     def _observe(self, entry, value):

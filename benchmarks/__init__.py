@@ -1,0 +1,1 @@
+"""Measured comparisons of tfopt against plain Keras and tfmot (see README.md)."""
