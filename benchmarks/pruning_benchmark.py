@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 
 import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -32,6 +31,7 @@ from absl import logging
 from ai_edge_litert.interpreter import Interpreter
 
 from tfopt import datasets
+from tfopt import measure
 from tfopt import pruning
 
 FLAGS = flags.FLAGS
@@ -260,12 +260,9 @@ def tflite_bytes(model):
 
 
 def gzip_sizes(model, tflite):
-    with tempfile.TemporaryDirectory() as tmp, quiet():
-        path = os.path.join(tmp, "model.keras")
-        clone(model).save(path)  # the clone is not compiled: no optimizer state saved
-        with open(path, "rb") as f:
-            keras_file = f.read()
-    return {"keras_bytes": len(keras_file), "keras_gzip_bytes": len(gzip.compress(keras_file, 9)),
+    with quiet():
+        keras_bytes, keras_gzip_bytes = measure.keras_file_size(model)
+    return {"keras_bytes": keras_bytes, "keras_gzip_bytes": keras_gzip_bytes,
             "tflite_bytes": len(tflite), "tflite_gzip_bytes": len(gzip.compress(tflite, 9))}
 
 

@@ -1,0 +1,31 @@
+import numpy as np
+import tf_keras as keras
+
+from tfopt import measure
+
+
+def _dense_model(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((64,)), keras.layers.Dense(256), keras.layers.Dense(10)])
+
+
+def test_zeros_compress_and_raw_size_does_not_change():
+    model = _dense_model()
+    raw, compressed = measure.keras_file_size(model)
+    assert compressed < raw
+    sparse = _dense_model()
+    sparse.set_weights([np.where(np.random.default_rng(0).random(w.shape) < 0.8, 0.0, w)
+                        for w in sparse.get_weights()])
+    sparse_raw, sparse_compressed = measure.keras_file_size(sparse)
+    assert abs(sparse_raw - raw) < 512
+    assert sparse_compressed < 0.5 * compressed
+    assert measure.gzipped_size(sparse) == sparse_compressed
+
+
+def test_optimizer_state_is_not_counted():
+    model = _dense_model()
+    raw_before, _ = measure.keras_file_size(model)
+    model.compile("adam", "mse")
+    model.fit(np.zeros((8, 64)), np.zeros((8, 10)), verbose=0)
+    raw_after, _ = measure.keras_file_size(model)
+    assert abs(raw_after - raw_before) < 512  # Adam's two slots would double it
