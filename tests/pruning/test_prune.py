@@ -302,3 +302,47 @@ def test_callback_without_pruned_layers_is_an_error(digits):
     model = compile_model(small_cnn())
     with pytest.raises(ValueError, match="found no pruned layers"):
         model.fit(x[:32], y[:32], verbose=0, callbacks=[pruning.UpdatePruningStep()])
+
+
+@keras.utils.register_keras_serializable(package="tfopt_tests")
+class Scale(L.Layer, tfmot.sparsity.keras.PrunableLayer):
+    """A user layer that tells tfmot (and tfopt) which weight to prune."""
+
+    def build(self, input_shape):
+        self.scale = self.add_weight("scale", shape=(input_shape[-1],), initializer="ones")
+
+    def call(self, inputs):
+        return inputs * self.scale
+
+    def get_prunable_weights(self):
+        return [self.scale]
+
+
+def test_user_layers_implementing_prunable_layer_are_pruned(tmp_path):
+    model = keras.Sequential([keras.Input((10,)), Scale(name="scale"), L.Dense(2)])
+    model.get_layer("scale").scale.assign(np.arange(1.0, 11.0))
+    pruned = pruning.prune(model, pruning.OneShot(0.3), layers=["scale"])
+    wrapper = _wrapped(pruned)["scale"]
+    wrapper.prune_to(0.3)
+    np.testing.assert_array_equal(wrapper.masks()["scale"], [0, 0, 0] + [1] * 7)
+    x = np.ones((1, 10), "float32")
+    expected = model.predict(x * np.array([0, 0, 0] + [1] * 7, "float32"), verbose=0)
+    assert max_abs_diff(pruned.predict(x, verbose=0), expected) < 1e-6
+    pruned.save(str(tmp_path / "m.keras"))
+    assert max_abs_diff(keras.models.load_model(str(tmp_path / "m.keras")).predict(x, verbose=0),
+                        expected) < 1e-6
+
+
+def test_keras_masks_flow_through_wrappers():
+    """Embedding(mask_zero=True) -> LSTM: padded steps stay skipped once wrapped."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), L.Embedding(20, 8, mask_zero=True),
+                              L.LSTM(8), L.Dense(3)])
+    tokens, _ = _sequence_data(16)
+    tokens[:, 3:] = 0  # padding
+    pruned = pruning.prune(model, pruning.OneShot(0.5))
+    assert len(_wrapped(pruned)) == 3
+    assert max_abs_diff(pruned.predict(tokens, verbose=0), model.predict(tokens, verbose=0)) < 1e-5
+    unmasked = keras.Sequential([keras.Input((6,)), L.Embedding(20, 8), L.LSTM(8), L.Dense(3)])
+    unmasked.set_weights(model.get_weights())
+    assert max_abs_diff(unmasked.predict(tokens, verbose=0), model.predict(tokens, verbose=0)) > 1e-3

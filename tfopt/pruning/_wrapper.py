@@ -116,6 +116,7 @@ class PruneWrapper(keras.layers.Wrapper):
     def build(self, input_shape):
         if not self.layer.built:
             self.layer.build(input_shape)
+            self.layer.built = True  # as Keras' own _maybe_build does, for user layers
         targets = pruning_targets(self.layer, self.structure, follower=self.follow is not None)
         if not targets:
             raise ValueError(
