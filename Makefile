@@ -16,7 +16,7 @@ demo: $(VENV)/.installed
 	$(PY) examples/prune_digits.py
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -n 2 --durations=10 tests
+	$(PY) -m pytest --durations=5 tests
 
 # Fashion-MNIST comes from Debian: sudo apt-get install dataset-fashion-mnist
 benchmark: $(VENV)/.installed
