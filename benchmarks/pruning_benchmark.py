@@ -9,27 +9,25 @@ writes benchmarks/results/pruning.{json,md} (pruning_quick.* with --quick).
     python -m benchmarks.pruning_benchmark [--quick] [--epochs N]
 """
 
-import contextlib
-import datetime
 import gzip
-import importlib.metadata
-import json
-import os
-import platform
-import sys
 import time
 
 import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 from absl import app
 from absl import flags
 from absl import logging
-from ai_edge_litert.interpreter import Interpreter
 
+from benchmarks import _common
+from benchmarks._common import accuracy
+from benchmarks._common import clone
+from benchmarks._common import compile_model
+from benchmarks._common import quiet
+from benchmarks._common import tflite_bytes
+from benchmarks._common import tflite_latencies
 from tfopt import datasets
 from tfopt import measure
 from tfopt import pruning
@@ -47,7 +45,7 @@ flags.DEFINE_integer("rotate_every", 100, "Batches each arm trains before the ne
 flags.DEFINE_integer("latency_runs", 2000, "Timed TFLite invocations per model.")
 flags.DEFINE_integer("seed", 0, "Seed of weights and batch order.")
 flags.DEFINE_string("data_dir", datasets.FASHION_MNIST_DIR, "Fashion-MNIST idx files.")
-flags.DEFINE_string("output_dir", os.path.join(os.path.dirname(__file__), "results"),
+flags.DEFINE_string("output_dir", _common.RESULTS_DIR,
                     "Where pruning.json and pruning.md go.")
 
 QUICK = dict(train_examples=2560, test_examples=1000, epochs=1, finetune_epochs=1,
@@ -57,44 +55,15 @@ QUICK = dict(train_examples=2560, test_examples=1000, epochs=1, finetune_epochs=
 # Data and model ---------------------------------------------------------------
 
 def load_data(quick):
-    (x_train, y_train), (x_test, y_test) = datasets.load_fashion_mnist(FLAGS.data_dir)
     if quick:
-        x_train, y_train = x_train[:QUICK["train_examples"]], y_train[:QUICK["train_examples"]]
-        x_test, y_test = x_test[:QUICK["test_examples"]], y_test[:QUICK["test_examples"]]
-    return (x_train, y_train), (x_test, y_test)
+        return _common.load_fashion_mnist(FLAGS.data_dir, QUICK["train_examples"],
+                                          QUICK["test_examples"])
+    return _common.load_fashion_mnist(FLAGS.data_dir)
 
 
 def epoch_order(n, epoch):
     """The same shuffled order for every arm in a given epoch."""
     return np.random.default_rng([FLAGS.seed, epoch]).permutation(n)
-
-
-def reference_cnn():
-    layers = keras.layers
-    return keras.Sequential([
-        keras.Input((28, 28, 1)),
-        layers.Conv2D(32, 3, activation="relu"), layers.MaxPool2D(),
-        layers.Conv2D(64, 3, activation="relu"), layers.MaxPool2D(),
-        layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dense(10),
-    ], name="fashion_cnn")
-
-
-def compile_model(model):
-    model.compile(keras.optimizers.Adam(),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
-    return model
-
-
-def clone(model):
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def accuracy(model, x, y):
-    logits = model.predict(x, batch_size=1024, verbose=0)
-    return float(np.mean(np.argmax(logits, axis=1) == y))
 
 
 # Timing -------------------------------------------------------------------------
@@ -243,22 +212,6 @@ def make_arms(baseline, n_train):
 
 # Size and latency --------------------------------------------------------------
 
-@contextlib.contextmanager
-def quiet():
-    """Silences the INFO lines TensorFlow's converter and SavedModel writer log."""
-    verbosity = logging.get_verbosity()
-    logging.set_verbosity(logging.WARNING)
-    try:
-        yield
-    finally:
-        logging.set_verbosity(verbosity)
-
-
-def tflite_bytes(model):
-    with quiet():
-        return tf.lite.TFLiteConverter.from_keras_model(model).convert()
-
-
 def gzip_sizes(model, tflite):
     with quiet():
         keras_bytes, keras_gzip_bytes = measure.keras_file_size(model)
@@ -266,41 +219,7 @@ def gzip_sizes(model, tflite):
             "tflite_bytes": len(tflite), "tflite_gzip_bytes": len(gzip.compress(tflite, 9))}
 
 
-def tflite_latencies(models, runs, rounds=10, warmup=100):
-    """Median single-thread batch-1 latency (ms) of each flatbuffer, runs interleaved."""
-    interpreters = {}
-    for name, content in models.items():
-        interpreter = Interpreter(model_content=content, num_threads=1)
-        interpreter.allocate_tensors()
-        detail = interpreter.get_input_details()[0]
-        interpreter.set_tensor(detail["index"], np.random.default_rng(0).random(
-            detail["shape"], np.float32))
-        for _ in range(warmup):
-            interpreter.invoke()
-        interpreters[name] = interpreter
-    times = {name: [] for name in models}
-    for _ in range(rounds):
-        for name, interpreter in interpreters.items():
-            for _ in range(max(1, runs // rounds)):
-                start = time.perf_counter()
-                interpreter.invoke()
-                times[name].append(time.perf_counter() - start)
-    return {name: 1000.0 * float(np.median(t)) for name, t in times.items()}
-
-
 # Reporting -------------------------------------------------------------------------
-
-def environment(flag_values, wall_seconds):
-    versions = {"tensorflow": tf.__version__, "tf_keras": keras.__version__,
-                "tfmot": tfmot.__version__, "tfopt": tfopt.__version__,
-                "ai_edge_litert": importlib.metadata.version("ai-edge-litert"),
-                "numpy": np.__version__, "python": sys.version.split()[0]}
-    return {"versions": versions,
-            "platform": platform.platform(), "processor": platform.processor(),
-            "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "flags": flag_values, "wall_seconds": round(wall_seconds, 1)}
-
 
 def markdown(r):
     env, flag_values = r["environment"], r["flags"]
@@ -429,7 +348,7 @@ def main(argv):
     keras.utils.set_random_seed(FLAGS.seed)
     (x_train, y_train), (x_test, y_test) = load_data(FLAGS.quick)
 
-    baseline = Arm("float baseline", reference_cnn())
+    baseline = Arm("float baseline", _common.reference_cnn())
     train_together([baseline], x_train, y_train, FLAGS.epochs)
     arms, decay = make_arms(baseline.model, len(x_train))
     train_together(arms, x_train, y_train, FLAGS.finetune_epochs)
@@ -448,19 +367,9 @@ def main(argv):
         arm_order=f"turns of {FLAGS.rotate_every} batches; turn t trains the arms rotated "
                   "left by t: " + ", ".join(a.name for a in arms))
     results["targets"] = targets(results)
-    results["environment"] = environment(flag_values, time.perf_counter() - start)
-    write(results)
-
-
-def write(results):
+    results["environment"] = _common.environment(flag_values, time.perf_counter() - start)
     stem = "pruning_quick" if results["quick"] else "pruning"
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    table = markdown(results)
-    with open(os.path.join(FLAGS.output_dir, stem + ".json"), "w") as f:
-        json.dump(results, f, indent=2)
-    with open(os.path.join(FLAGS.output_dir, stem + ".md"), "w") as f:
-        f.write(table)
-    print(table)
+    _common.write_results(FLAGS.output_dir, stem, results, markdown(results))
 
 
 if __name__ == "__main__":

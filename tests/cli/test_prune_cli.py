@@ -2,7 +2,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import tf_keras as keras
 
 from tests.conftest import compile_model, small_cnn
