@@ -63,3 +63,19 @@ def test_parse_structure(structure, expected):
 def test_bad_structures_are_explained(structure, match):
     with pytest.raises(ValueError, match=match):
         _masks.parse_structure(structure)
+
+
+def test_ties_are_broken_by_position_with_the_exact_count():
+    scores = np.array([3.0, 1.0, 1.0, 1.0, 2.0, 1.0])
+    np.testing.assert_array_equal(_masks.unstructured_mask(scores, 0.5), [1, 0, 0, 0, 1, 1])
+
+
+def test_selection_matches_a_full_sort():
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 50, size=(40, 30)).astype(float)  # many ties
+    for sparsity in (0.1, 0.5, 0.83):
+        count = int(round(sparsity * scores.size))
+        expected = np.ones(scores.size)
+        expected[np.argsort(scores.reshape(-1), kind="stable")[:count]] = 0
+        np.testing.assert_array_equal(_masks.unstructured_mask(scores, sparsity).reshape(-1),
+                                      expected)
