@@ -82,8 +82,10 @@ def tflite_latencies(models, runs, rounds=10, warmup=100):
         interpreter = Interpreter(model_content=content, num_threads=1)
         interpreter.allocate_tensors()
         detail = interpreter.get_input_details()[0]
-        interpreter.set_tensor(detail["index"], np.random.default_rng(0).random(
-            detail["shape"], np.float32))
+        values = np.random.default_rng(0).random(detail["shape"], np.float32)
+        if np.issubdtype(detail["dtype"], np.integer):  # int8/int16 input: any valid codes
+            values = (values * 100).astype(detail["dtype"])
+        interpreter.set_tensor(detail["index"], values)
         for _ in range(warmup):
             interpreter.invoke()
         interpreters[name] = interpreter
