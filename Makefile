@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test benchmark bazel-test clean
+.PHONY: demo test benchmark benchmark-pruning benchmark-quantization bazel-test clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,13 @@ test: $(VENV)/.installed
 	$(PY) -m pytest --durations=5 tests
 
 # Fashion-MNIST comes from Debian: sudo apt-get install dataset-fashion-mnist
-benchmark: $(VENV)/.installed
+benchmark: benchmark-pruning benchmark-quantization
+
+benchmark-pruning: $(VENV)/.installed
 	$(PY) -m benchmarks.pruning_benchmark
+
+benchmark-quantization: $(VENV)/.installed
+	$(PY) -m benchmarks.quantization_benchmark
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

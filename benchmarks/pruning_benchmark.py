@@ -240,7 +240,7 @@ def markdown(r):
               "median over turns of the arm's step time / plain Keras' in the same turn. "
               "Callback: mean time per step in the pruning callback's batch hooks (part of "
               "the step time).", "",
-              "Reproduce: `make benchmark` or `python -m benchmarks.pruning_benchmark`."]
+              "Reproduce: `make benchmark-pruning` or `python -m benchmarks.pruning_benchmark`."]
     return "\n".join(lines) + "\n"
 
 
