@@ -17,7 +17,6 @@ import time
 
 import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras

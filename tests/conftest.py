@@ -30,6 +30,18 @@ def assert_config_round_trip(obj):
 
 
 @pytest.fixture(scope="session")
+def mirrored_strategy():
+    """One MirroredStrategy over the two logical CPUs for the whole session.
+
+    Several strategy objects in one process reuse collective instance keys, and
+    their all-reduces then collide ("Shape mismatch in the collective instance").
+    """
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert strategy.num_replicas_in_sync == 2
+    return strategy
+
+
+@pytest.fixture(scope="session")
 def digits():
     from sklearn.datasets import load_digits
     data = load_digits()

@@ -3,7 +3,9 @@
 import gzip
 import os
 import tempfile
+import time
 
+import numpy as np
 import tf_keras as keras
 
 
@@ -36,3 +38,54 @@ def keras_file_size(model):
 def gzipped_size(model):
     """gzip-compressed bytes of the model's `.keras` file (see `keras_file_size`)."""
     return keras_file_size(model)[1]
+
+
+def file_size(path):
+    """Bytes of a file, raw and gzip-compressed (level 9), e.g. of a `.tflite` file.
+
+    Args:
+      path: the file.
+
+    Returns:
+      ``(raw_bytes, gzip_bytes)``.
+
+    Example:
+      >>> raw, compressed = file_size("model.tflite")
+    """
+    with open(path, "rb") as f:
+        content = f.read()
+    return len(content), len(gzip.compress(content, 9))
+
+
+def tflite_latency(interpreter, runs=100, warmup=10):
+    """Median milliseconds of one `invoke()` of a LiteRT interpreter.
+
+    The interpreter's inputs must already be set; what it computes on is up to
+    the caller (batch size, threads). The median resists the scheduler's
+    outliers on shared machines better than the mean.
+
+    Args:
+      interpreter: an `ai_edge_litert.interpreter.Interpreter` with tensors
+        allocated and inputs set.
+      runs: timed invocations. Defaults to 100.
+      warmup: untimed invocations first (caches, XNNPACK's packing). Defaults to 10.
+
+    Returns:
+      The median latency in milliseconds, a float.
+
+    Example:
+      >>> interpreter = Interpreter("model.tflite", num_threads=1)
+      >>> interpreter.allocate_tensors()
+      >>> interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x[:1])
+      >>> tflite_latency(interpreter, runs=200)
+    """
+    if runs < 1:
+        raise ValueError(f"runs must be at least 1, got {runs!r}.")
+    for _ in range(warmup):
+        interpreter.invoke()
+    times = np.empty(runs)
+    for index in range(runs):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times[index] = time.perf_counter() - start
+    return 1000.0 * float(np.median(times))

@@ -146,11 +146,9 @@ def test_unsupported_layer_cannot_be_wrapped():
         pruning.PruneWrapper(L.LayerNormalization(name="norm"), pruning.OneShot(0.5))
 
 
-def test_training_under_mirrored_strategy(digits):
+def test_training_under_mirrored_strategy(digits, mirrored_strategy):
     x, y = digits
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    assert strategy.num_replicas_in_sync == 2
-    with strategy.scope():
+    with mirrored_strategy.scope():
         pruned = compile_model(pruning.prune(small_cnn(), pruning.PolynomialDecay(0.0, 0.7, 0, 6, frequency=2),
                                              criterion="taylor", structure="channels"))
     pruned.fit(x[:320], y[:320], batch_size=32, verbose=0, callbacks=[pruning.UpdatePruningStep()])

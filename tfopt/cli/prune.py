@@ -11,7 +11,6 @@ temporary file and renamed into place, so it is never half-written.
 """
 
 import os
-import tempfile
 
 import tfopt  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 
@@ -20,6 +19,7 @@ import tf_keras as keras
 from absl import app
 from absl import flags
 
+from tfopt import _files
 from tfopt import datasets
 from tfopt import pruning
 
@@ -72,17 +72,8 @@ def _accuracy(model, x, y):
 
 def save_atomically(model, path):
     """Saves to a temporary file beside `path`, then renames it into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".keras", prefix=".tfopt-", dir=directory)
-    os.close(handle)
-    try:
-        model.save(temporary, overwrite=True)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    with _files.atomic_path(path) as temporary:
+        model.save(temporary)
 
 
 def main(argv):

@@ -6,6 +6,7 @@ asks `replace` for each layer's substitute, and copies weights into the new
 layers once they are built, so the input model is never modified.
 """
 
+import tensorflow as tf
 import tf_keras as keras
 
 
@@ -79,3 +80,67 @@ def all_layers(model):
         yield layer
         if is_graph_model(layer):
             yield from all_layers(layer)
+
+
+def has_nested_models(model):
+    """True when a Sequential or Functional model sits inside `model`."""
+    return any(is_graph_model(layer) for layer in model.layers)
+
+
+class _Reused(list):
+    """A one-tensor list whose `pop` keeps it: `Node.map_arguments` pops, reuse is fine."""
+
+    def pop(self, *unused):
+        return self[0]
+
+
+def flatten(model):
+    """A Functional copy of `model` with nested Sequential/Functional models inlined.
+
+    Every layer is copied with its weights and keeps its name; a nested layer
+    whose name is already taken becomes ``<nested model name>_<layer name>``. A
+    layer used twice stays shared in the copy. Transforms that cannot look
+    inside nested models (tfmot's quantize_apply) work on the result.
+
+    Args:
+      model: a built Sequential or Functional model.
+
+    Returns:
+      A new Functional model with the same inputs, outputs and weights.
+    """
+    copies = {}
+    taken = {layer.name for layer in model.layers}
+
+    def copy_of(layer, owner):
+        if id(layer) not in copies:
+            config = layer.get_config()
+            if owner is not model and layer.name in taken:
+                config["name"] = f"{owner.name}_{layer.name}"
+            taken.add(config["name"])
+            copies[id(layer)] = (layer, layer.__class__.from_config(config))
+        return copies[id(layer)][1]
+
+    def run(graph, inputs):
+        tensors = {str(id(ref)): _Reused([x]) for ref, x in zip(graph.inputs, inputs)}
+        for depth in sorted(graph._nodes_by_depth, reverse=True):
+            for node in graph._nodes_by_depth[depth]:
+                if node.is_input:
+                    continue
+                args, kwargs = node.map_arguments(tensors)
+                if is_graph_model(node.layer):
+                    inner = node.layer._flatten_to_reference_inputs(args[0])
+                    outputs = run(node.layer, tf.nest.flatten(inner))
+                else:
+                    outputs = copy_of(node.layer, graph)(*args, **kwargs)
+                for x_id, y in zip(node.flat_output_ids, tf.nest.flatten(outputs)):
+                    tensors[x_id] = _Reused([y])
+        flat = [tensors[str(id(ref))].pop() for ref in graph.outputs]
+        return tf.nest.pack_sequence_as(graph._nested_outputs, flat)
+
+    inputs = [keras.Input(batch_shape=ref.shape, dtype=ref.dtype,
+                          name=ref._keras_history.layer.name) for ref in model.inputs]
+    outputs = run(model, inputs)
+    for layer, new in copies.values():
+        new.set_weights(layer.get_weights())
+    return keras.Model(tf.nest.pack_sequence_as(model._nested_inputs, inputs), outputs,
+                       name=model.name)

@@ -1,0 +1,60 @@
+"""Fixtures for export tests: a small trained digits CNN and its files in every mode."""
+
+import numpy as np
+import pytest
+import tf_keras as keras
+
+from tfopt import datasets
+from tfopt import export
+
+
+def digits_cnn(seed=0):
+    """Conv-Conv-Dense, 38k weights: enough that weights, not the flatbuffer's
+    fixed overhead, set the file size, so mode size ratios show."""
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(16, 3, activation="relu"),
+        keras.layers.Conv2D(32, 3, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(10),
+    ])
+
+
+def compile_and_fit(model, x, y, epochs=3, lr=1e-2, callbacks=()):
+    model.compile(keras.optimizers.Adam(lr),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=epochs, batch_size=64, verbose=0, callbacks=list(callbacks))
+    return model
+
+
+@pytest.fixture(scope="session")
+def digits_split():
+    return datasets.load_digits()
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(digits_split):
+    (x, y), _ = digits_split
+    return compile_and_fit(digits_cnn(), x, y)
+
+
+@pytest.fixture(scope="session")
+def tflite_files(trained_cnn, digits_split, tmp_path_factory):
+    """{mode: path} for every mode, int modes calibrated on 300 training images."""
+    (x, _), _ = digits_split
+    directory = tmp_path_factory.mktemp("tflite")
+    return {mode: export.tflite(trained_cnn, str(directory / f"{mode}.tflite"), mode=mode,
+                                representative_data=x[:300] if mode.startswith("int") else None)
+            for mode in export.TFLITE_MODES}
+
+
+def tensor_dtypes(path):
+    """Input dtypes, output dtypes and the set of all tensor dtypes of a file."""
+    from ai_edge_litert.interpreter import Interpreter
+    interpreter = Interpreter(model_path=path)
+    interpreter.allocate_tensors()
+    return ([np.dtype(d["dtype"]) for d in interpreter.get_input_details()],
+            [np.dtype(d["dtype"]) for d in interpreter.get_output_details()],
+            {np.dtype(d["dtype"]) for d in interpreter.get_tensor_details()})

@@ -1,0 +1,233 @@
+"""tflite(): a Keras model to a .tflite file that is checked before it appears."""
+
+import contextlib
+import os
+import warnings
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_model_optimization as tfmot
+from absl import logging
+from ai_edge_litert.interpreter import Interpreter
+
+from tfopt import _files
+from tfopt.export import _inputs
+from tfopt.export._verify import verify_tflite
+
+TFLITE_MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
+
+# Modes whose file computes in integers only: their input/output dtype and ops set.
+_INTEGER = {
+    "int8": (tf.int8, tf.lite.OpsSet.TFLITE_BUILTINS_INT8),
+    "int16x8": (tf.int16,
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8),
+}
+
+# Calibration batches: larger ones give the same ranges, much faster than 1.
+_CALIBRATION_BATCH = 32
+
+
+def tflite(model, path, mode="float32", representative_data=None, sparsity=False, verify=None,
+           agreement_threshold=0.98):
+    """Converts a Keras model to a TFLite file, checks it, and writes it atomically.
+
+    The file is converted in memory, checked (it loads in LiteRT; integer modes
+    leave no float tensor behind), optionally verified against the Keras model
+    on real examples, and only then renamed to `path`. If anything fails,
+    nothing is left at `path` (an existing file there stays as it was).
+
+    Modes:
+      - "float32": plain conversion.
+      - "dynamic": int8 weights, float activations (no data needed).
+      - "float16": float16 weights, about half the float32 file.
+      - "int8": integer only, int8 input and output, about a quarter of the
+        float32 file. Needs `representative_data` to calibrate activation
+        ranges, unless the model was trained quantization-aware (tfmot
+        `quantize_model`), whose ranges are learned.
+      - "int16x8": int16 activations, int8 weights, int16 input and output;
+        closer to float than int8. Needs `representative_data`.
+
+    Args:
+      model: a built tf_keras model with one input if data is passed (pruned
+        models: pass `pruning.strip(model)`).
+      path: the file to write; missing parent directories are created.
+      mode: one of "float32", "dynamic", "float16", "int8", "int16x8".
+        Defaults to "float32".
+      representative_data: calibration inputs as the model takes them: an
+        array (a few hundred examples), or a tf.data.Dataset / iterable of
+        batches (``(x, y)`` pairs are fine; read up to 1,000 examples). Always
+        checked against the model's input; used by "int8" and "int16x8" only
+        (given to "dynamic", the converter would silently switch to int8
+        activations). Defaults to None.
+      sparsity: store weights that are mostly zeros in a sparse format, which
+        shrinks pruned models' files (about 3x at 80% sparsity). Use it with
+        "float32" or "float16": LiteRT's default XNNPACK delegate cannot load
+        sparse int8 weights, so "dynamic" and "int8" files fail the load check.
+        Defaults to False.
+      verify: ``(x, y)`` examples (`y` may be None) to run the file on before
+        writing it; the export fails unless its top-1 agreement with `model`
+        reaches `agreement_threshold`. Defaults to None (no verification).
+      agreement_threshold: the share of `verify` examples, in [0, 1], on which
+        the file must pick the Keras model's class. Defaults to 0.98.
+
+    Returns:
+      `path`, as a string.
+
+    Raises:
+      ValueError: for an unknown mode, missing or misshapen representative
+        data, a path that cannot be written, a model that is not tf_keras, a
+        converted file that does not load or is not integer-only, or failed
+        verification. Path and argument problems are found before converting.
+
+    Example:
+      >>> tflite(model, "model.tflite", mode="int8", representative_data=x_train[:300],
+      ...        verify=(x_test, y_test))
+      'model.tflite'
+    """
+    _inputs.validate_model(model, "export.tflite")
+    _validate_mode(mode)
+    _validate_threshold(agreement_threshold)
+    _inputs.validate_path(path, "export.tflite")
+    calibration = None
+    if representative_data is not None:
+        spec = _inputs.input_spec(model, "representative_data")
+        calibration = _inputs.validate_examples(representative_data, spec, "representative_data")
+    quantization_aware = _is_quantization_aware(model)
+    _validate_calibration(mode, calibration, quantization_aware)
+    if verify is not None:
+        verify = _validate_verify(verify, model)
+
+    with _files.atomic_path(path) as temporary:
+        content = _convert(model, mode, calibration, sparsity, quantization_aware)
+        _validate_file(content, mode, sparsity)
+        with open(temporary, "wb") as f:
+            f.write(content)
+        if verify is not None:
+            _check_agreement(temporary, verify, model, mode, agreement_threshold, path)
+    logging.info("tfopt.export: wrote %s (%s, %d bytes).", path, mode, len(content))
+    return os.fspath(path)
+
+
+def _validate_mode(mode):
+    if mode not in TFLITE_MODES:
+        allowed = ", ".join(map(repr, TFLITE_MODES))
+        raise ValueError(f"Unknown mode {mode!r}; use one of {allowed}.")
+
+
+def _validate_threshold(threshold):
+    if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"agreement_threshold is a share of examples in [0, 1], got "
+                         f"{threshold!r}.")
+
+
+def _validate_calibration(mode, calibration, quantization_aware):
+    if mode not in _INTEGER or calibration is not None:
+        return
+    if mode == "int8" and quantization_aware:
+        return
+    qat = (" or train the model quantization-aware first (tfmot.quantization.keras."
+           "quantize_model), which learns the ranges" if mode == "int8" else "")
+    raise ValueError(
+        f"mode={mode!r} needs representative_data: it calibrates the range of every activation. "
+        f"Pass a few hundred training inputs, e.g. representative_data=x_train[:300]{qat}; "
+        "mode='dynamic' or 'float16' need no data.")
+
+
+def _validate_verify(verify, model):
+    if not isinstance(verify, (tuple, list)) or len(verify) != 2:
+        raise ValueError(f"verify must be a pair (x, y) with y possibly None, got "
+                         f"{type(verify).__name__}.")
+    x, y = verify
+    x = _inputs.validate_examples(np.asarray(x), _inputs.input_spec(model, "verify"), "verify x")
+    if y is not None and len(y) != len(x):
+        raise ValueError(f"verify has {len(x)} examples but {len(y)} labels.")
+    return x, y
+
+
+def _is_quantization_aware(model):
+    return any(isinstance(layer, tfmot.quantization.keras.QuantizeWrapper)
+               for layer in model.submodules)
+
+
+def _convert(model, mode, calibration, sparsity, quantization_aware):
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    optimizations = [] if mode == "float32" else [tf.lite.Optimize.DEFAULT]
+    if sparsity:
+        optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
+    converter.optimizations = optimizations
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if mode in _INTEGER and calibration is not None:
+        converter.representative_dataset = lambda: (
+            [calibration[i:i + _CALIBRATION_BATCH]]
+            for i in range(0, len(calibration), _CALIBRATION_BATCH))
+    if mode in _INTEGER:
+        dtype, ops = _INTEGER[mode]
+        converter.inference_input_type = converter.inference_output_type = dtype
+        # With integer-only ops set and no data, the converter demands data even for
+        # quantization-aware models (it checks before it has seen their fake-quant
+        # ops). They convert fine without the setting; _validate_file then makes
+        # sure nothing stayed float.
+        if not (quantization_aware and calibration is None):
+            converter.target_spec.supported_ops = [ops]
+    with _quiet():
+        return converter.convert()
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Keeps the converter's INFO lines and its warning about input statistics out."""
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+            yield
+    finally:
+        logging.set_verbosity(verbosity)
+
+
+def _validate_file(content, mode, sparsity):
+    """Raises ValueError unless the file loads in LiteRT and keeps the mode's promise."""
+    try:
+        interpreter = Interpreter(model_content=content)
+        interpreter.allocate_tensors()
+    except (RuntimeError, ValueError) as error:
+        hint = (" LiteRT's default XNNPACK delegate cannot run sparse int8 weights: use "
+                "sparsity=True with mode='float32' or 'float16', or sparsity=False."
+                if sparsity and mode in ("dynamic", "int8") else "")
+        raise ValueError(f"The converted {mode} file does not load in LiteRT: "
+                         f"{str(error).strip()}.{hint}") from error
+    if mode not in _INTEGER:
+        return
+    want = np.dtype(_INTEGER[mode][0].as_numpy_dtype)
+    ends = interpreter.get_input_details() + interpreter.get_output_details()
+    wrong_ends = [f"{d['name']} ({np.dtype(d['dtype']).name})" for d in ends
+                  if np.dtype(d["dtype"]) != want]
+    floats = [d["name"] for d in interpreter.get_tensor_details()
+              if np.dtype(d["dtype"]).kind == "f"]
+    if wrong_ends or floats:
+        raise ValueError(
+            f"mode={mode!r} promises an integer-only file with {want.name} inputs and outputs, "
+            f"but the converter left inputs/outputs {wrong_ends} and float tensors {floats[:10]}"
+            f"{' ...' if len(floats) > 10 else ''}. A layer it cannot quantize is the usual "
+            "cause: use mode='dynamic' or 'float16', or replace that layer.")
+
+
+def _check_agreement(file, verify, model, mode, threshold, path):
+    x, y = verify
+    figures = verify_tflite(file, x, y, reference=model, latency_runs=0)
+    if "agreement" not in figures:
+        raise ValueError("verify compares top-1 classes, so it needs a classifier whose output "
+                         "has at least two classes; leave verify=None for other models and "
+                         "call export.verify_tflite for max_abs_diff.")
+    logging.info("tfopt.export: %s file verified on %d examples: %s", mode, len(x), figures)
+    if figures["agreement"] < threshold:
+        accuracy = (f"; accuracy {figures['accuracy']:.2%} against the Keras model's "
+                    f"{figures['reference_accuracy']:.2%}" if "accuracy" in figures else "")
+        raise ValueError(
+            f"The {mode} file picks the Keras model's class on {figures['agreement']:.2%} of "
+            f"{len(x)} verify examples, below agreement_threshold={threshold:.2%} (largest "
+            f"output difference {figures['max_abs_diff']:.4g}{accuracy}). Nothing was written "
+            f"to {str(path)!r}. Try more representative_data, mode='int16x8' or 'float16', or "
+            "quantization-aware training.")

@@ -1,0 +1,140 @@
+"""verify_tflite(): run a .tflite file on real examples and compare it with Keras."""
+
+import os
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from tfopt import measure
+
+
+def verify_tflite(path, x, y=None, reference=None, num_threads=1, latency_runs=100):
+    """Runs a TFLite file through LiteRT, one example at a time, and measures it.
+
+    Inputs are given as the Keras model takes them (float); a file with int8 or
+    int16 inputs gets them quantized with the file's own scale and zero point,
+    and quantized outputs are dequantized the same way, so every figure is on
+    the Keras model's scale. Accuracy and agreement are top-1 over the last
+    axis, so they need a classifier output with at least two classes.
+
+    Args:
+      path: the `.tflite` file, with one input and one output.
+      x: examples, an array shaped like the model's input, first axis counting
+        examples.
+      y: labels, integer class ids (n,) or one-hot (n, classes); None skips
+        `accuracy`. Defaults to None.
+      reference: the Keras model to compare with; None skips `agreement` and
+        `max_abs_diff`. Defaults to None.
+      num_threads: interpreter threads, for every figure including latency.
+        Defaults to 1, the per-example single-core latency of a phone.
+      latency_runs: timed invocations (after 10 untimed ones) for
+        `latency_ms`; 0 skips it. Defaults to 100.
+
+    Returns:
+      A dict with
+      `examples` (int), `bytes` and `gzip_bytes` (file size raw and gzip -9),
+      `latency_ms` (median of single-example invocations, unless
+      ``latency_runs=0``), and when their inputs are given: `accuracy` (top-1
+      of the file on `y`), `reference_accuracy` (the Keras model's, with `y`),
+      `agreement` (share of examples where the file and `reference` pick the
+      same class) and `max_abs_diff` (largest absolute difference between their
+      outputs).
+
+    Example:
+      >>> figures = verify_tflite("model.tflite", x_test, y_test, reference=model)
+      >>> figures["accuracy"], figures["agreement"], figures["latency_ms"]
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"verify_tflite: no file at {path!r}.")
+    if latency_runs < 0:
+        raise ValueError(f"latency_runs must be 0 (skip) or more, got {latency_runs!r}.")
+    interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+    interpreter.allocate_tensors()
+    source, target = _single_io(interpreter, path)
+    x = _validate_x(x, source, path)
+    outputs = _run(interpreter, source, target, x)
+
+    raw, compressed = measure.file_size(path)
+    figures = {"examples": len(x), "bytes": raw, "gzip_bytes": compressed}
+    if latency_runs:
+        figures["latency_ms"] = measure.tflite_latency(interpreter, runs=latency_runs, warmup=10)
+    classifier = outputs.ndim >= 2 and outputs.shape[-1] >= 2
+    if y is not None:
+        labels = _validate_labels(y, outputs)
+        if classifier:
+            figures["accuracy"] = _top1(outputs, labels)
+    if reference is not None:
+        expected = np.asarray(reference.predict(x, batch_size=256, verbose=0), np.float32)
+        if expected.shape != outputs.shape:
+            raise ValueError(f"reference outputs shape {expected.shape}; the file outputs "
+                             f"{outputs.shape}. Pass the Keras model the file was converted from.")
+        figures["max_abs_diff"] = float(np.max(np.abs(outputs - expected)))
+        if classifier:
+            figures["agreement"] = _top1(outputs, np.argmax(expected, axis=-1))
+            if y is not None:
+                figures["reference_accuracy"] = _top1(expected, labels)
+    return figures
+
+
+def _single_io(interpreter, path):
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ValueError(f"verify_tflite supports files with one input and one output; {path!r} "
+                         f"has {len(inputs)} inputs and {len(outputs)} outputs.")
+    source = inputs[0]
+    if source["shape"][0] != 1:
+        # Files from models with a fixed batch size: examples still run one at a time.
+        interpreter.resize_tensor_input(source["index"], [1, *source["shape"][1:]])
+        interpreter.allocate_tensors()
+        source = interpreter.get_input_details()[0]
+    return source, interpreter.get_output_details()[0]
+
+
+def _validate_x(x, source, path):
+    x = np.asarray(x)
+    expected = tuple(int(d) for d in source["shape"][1:])
+    if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != expected or len(x) == 0:
+        raise ValueError(f"x has shape {x.shape}; {path!r} takes examples shaped {expected} "
+                         f"(x must be (n, {', '.join(map(str, expected))}) with n >= 1).")
+    return x
+
+
+def _validate_labels(y, outputs):
+    labels = np.asarray(y)
+    if len(labels) != len(outputs):
+        raise ValueError(f"y has {len(labels)} labels for {len(outputs)} examples.")
+    if labels.ndim == 2 and labels.shape[1] == outputs.shape[-1] and labels.shape[1] > 1:
+        return np.argmax(labels, axis=-1)  # one-hot
+    return labels.reshape(len(labels))
+
+
+def _run(interpreter, source, target, x):
+    """Outputs for every example, batch 1, on the float scale of the Keras model."""
+    outputs = []
+    for example in x:
+        interpreter.set_tensor(source["index"], quantize(example[np.newaxis], source))
+        interpreter.invoke()
+        outputs.append(dequantize(interpreter.get_tensor(target["index"]), target))
+    return np.concatenate(outputs)
+
+
+def quantize(values, detail):
+    """Float values in the dtype a tensor takes, with its scale and zero point if it has them."""
+    scale, zero_point = detail["quantization"]
+    dtype = np.dtype(detail["dtype"])
+    if scale == 0.0 or dtype.kind not in "iu":
+        return np.asarray(values).astype(dtype)
+    info = np.iinfo(dtype)
+    return np.clip(np.round(values / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def dequantize(values, detail):
+    """A tensor's values as float32 (quantized ones mapped back to the real scale)."""
+    scale, zero_point = detail["quantization"]
+    if scale == 0.0:
+        return values.astype(np.float32)
+    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+def _top1(outputs, labels):
+    return float(np.mean(np.argmax(outputs, axis=-1) == labels))

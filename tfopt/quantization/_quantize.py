@@ -1,0 +1,201 @@
+"""quantize(): a Keras model -> a quantization-aware (QAT) model."""
+
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
+from absl import logging
+from tensorflow_model_optimization.python.core.quantization.keras import (
+    quantize_config as tfmot_quantize_config,
+)
+
+from tfopt.pruning import _clone
+from tfopt.pruning._prune import _selection
+from tfopt.quantization import _affine
+from tfopt.quantization import _calibrate
+from tfopt.quantization import _lookup
+from tfopt.quantization import _scheme
+
+_tfmot_q = tfmot.quantization.keras
+
+# What tfmot's QuantizeAwareActivation and its Activation-layer config accept.
+_ACTIVATIONS = frozenset({"linear", "relu", "swish", "gelu", "softmax", "sigmoid", "tanh"})
+_ACTIVATION_LAYER_ACTIVATIONS = _ACTIVATIONS | {"relu6"}
+
+
+def quantize(model, scheme="int8", layers=None, int8_layers="first_last",
+             quantize_configs=None, representative_data=None):
+    """Returns a quantization-aware copy of `model`, to train with `fit`.
+
+    Built on tfmot's QAT: every quantized layer is wrapped in tfmot's
+    ``QuantizeWrapperV2``; weights and activations are fake-quantized in the
+    forward pass and trained through straight-through gradients. Nested
+    Sequential/Functional models are inlined first (layer names and weights
+    kept), so the result is one Functional model. The input model is not
+    modified.
+
+    Schemes:
+      "int8": tfmot's default 8-bit scheme (per-channel symmetric conv
+        weights, per-tensor Dense weights, asymmetric 8-bit activations).
+      "int8_prune_preserving": tfmot's prune-preserving 8-bit scheme: weights
+        that are exactly zero (e.g. after ``tfopt.pruning.strip``) stay zero.
+      "binary" / "ternary" / a quantizer such as ``FixedPoint(4)``: Dense and
+        Conv2D kernels use that quantizer (activations stay 8-bit), except the
+        `int8_layers`, which keep tfmot's 8-bit weights.
+
+    Beyond tfmot's registry, tfopt quantizes Rescaling, Normalization and
+    BatchNormalization layers that tfmot cannot fold into a preceding linear
+    convolution: each becomes two Rescaling layers (multiply, then add; the
+    second named ``<name>_offset``) with quantized outputs, so the model still
+    converts to a full-int8 TFLite file. Such a BatchNormalization is frozen at
+    its current statistics, gamma and beta. Layers nothing can quantize raise
+    one ValueError naming them all, before tfmot is called.
+
+    Args:
+      model: a built Sequential or Functional tf_keras model.
+      scheme: "int8", "int8_prune_preserving", "binary", "ternary", or a tfopt
+        weight quantizer instance. Defaults to "int8".
+      layers: which layers to quantize: None (all), layer names, or a
+        predicate ``layer -> bool``; the others stay float. Defaults to None.
+      int8_layers: for low-bit schemes, the Dense/Conv2D layers that keep 8-bit
+        weights: "first_last" (the first and the last such layer), None, or a
+        list of names. Defaults to "first_last".
+      quantize_configs: ``{layer_name: QuantizeConfig}`` for layers to quantize
+        your way, e.g. a `LayerQuantizeConfig` or any
+        ``tfmot.quantization.keras.QuantizeConfig`` (register custom classes
+        with ``keras.utils.register_keras_serializable``). Defaults to None.
+      representative_data: a few hundred typical inputs (array, list/dict of
+        arrays, or a ``tf.data.Dataset`` of batches). If given, every
+        activation range starts at the range seen on them, so the QAT model
+        starts with the predictions of post-training quantization; without it
+        tfmot's starting ranges ([-6, 6], input [0, 0]) apply until training
+        has moved them. Defaults to None.
+
+    Returns:
+      A new Functional (or Sequential) model with tfmot QuantizeWrapperV2 layers.
+
+    Example:
+      >>> q = quantize(model, "binary", representative_data=x[:256])
+      >>> q.compile("adam", "sparse_categorical_crossentropy")
+      >>> q.fit(x, y, epochs=2)
+    """
+    _clone.validate_model(model, "quantize")
+    base, weight_quantizer = _lookup.resolve_scheme(scheme)
+    flat = _clone.flatten(model) if _clone.has_nested_models(model) else model
+    configs = _validate_configs(flat, quantize_configs)
+    selected, _ = _selection(flat, layers)
+    chosen = {layer.name for layer in flat.layers
+              if not isinstance(layer, keras.layers.InputLayer) and selected(layer)}
+    tfmot_scheme = _scheme.Scheme(
+        base, weight_quantizer, _int8_names(flat, chosen, configs, int8_layers, weight_quantizer))
+    _check_quantizable(flat, chosen, configs, tfmot_scheme.get_quantize_registry())
+    if not chosen:
+        raise ValueError(f"quantize found no layer to quantize in {flat.name!r} with "
+                         f"layers={layers!r}.")
+    flat, added = _affine.split_affine(flat, chosen - set(configs))
+    chosen |= set(added)
+
+    def annotate(layer):
+        if layer.name not in chosen:
+            return None
+        copy = _clone.copy_layer(layer)
+        return (_tfmot_q.quantize_annotate_layer(copy, configs.get(layer.name)), copy,
+                layer.get_weights())
+
+    annotated = _clone.rebuild(flat, annotate)
+    # tfmot rebuilds the model from its config: your layer classes must resolve by name.
+    own = {type(layer).__name__: type(layer) for layer in flat.layers
+           if not type(layer).__module__.startswith("tf_keras.")}
+    with _tfmot_q.quantize_scope(own):
+        quantized = _tfmot_q.quantize_apply(annotated, tfmot_scheme)
+    _calibrate.init_weight_ranges(quantized)
+    if representative_data is not None:
+        _calibrate.calibrate(quantized, representative_data)
+    return quantized
+
+
+def _validate_configs(model, quantize_configs):
+    configs = dict(quantize_configs or {})
+    known = {layer.name for layer in model.layers}
+    unknown = sorted(set(configs) - known)
+    if unknown:
+        raise ValueError(f"quantize_configs names layers {unknown} that {model.name!r} does not "
+                         f"have. Its layers: {sorted(known)}.")
+    for name, config in configs.items():
+        if not isinstance(config, tfmot_quantize_config.QuantizeConfig):
+            raise ValueError(
+                f"quantize_configs[{name!r}] is {config!r}; it must be a "
+                "tfmot.quantization.keras.QuantizeConfig, e.g. "
+                "tfopt.quantization.LayerQuantizeConfig(['kernel'], ['activation'])."
+            )
+    return configs
+
+
+def _int8_names(model, chosen, configs, int8_layers, weight_quantizer):
+    eligible = [layer.name for layer in model.layers if _scheme.takes_low_bit(layer)
+                and layer.name in chosen and layer.name not in configs]
+    if int8_layers is None:
+        return set()
+    if isinstance(int8_layers, str) and int8_layers == "first_last":
+        names = set(eligible[:1] + eligible[-1:])
+        if weight_quantizer is not None and len(eligible) <= 2:
+            logging.warning("tfopt.quantization: every Dense/Conv2D layer (%s) is first or "
+                            "last, so all keep 8-bit weights; pass int8_layers=None to "
+                            "quantize them with %r.", eligible, weight_quantizer)
+        return names
+    if isinstance(int8_layers, str) or not all(isinstance(n, str) for n in int8_layers):
+        raise ValueError(f"int8_layers must be 'first_last', None or a list of layer names, "
+                         f"got {int8_layers!r}.")
+    unknown = sorted(set(int8_layers) - {layer.name for layer in model.layers})
+    if unknown:
+        raise ValueError(f"int8_layers names layers {unknown} that {model.name!r} does not "
+                         f"have. Dense/Conv2D layers it has: {eligible}.")
+    return set(int8_layers)
+
+
+def _activation_name(activation):
+    return getattr(activation, "__name__", type(activation).__name__)
+
+
+def _problem(layer, registry):
+    if isinstance(layer, keras.layers.Lambda) or not registry.supports(layer):
+        return "tfmot has no QuantizeConfig for this layer type"
+    if isinstance(layer, keras.layers.Activation):
+        allowed = _ACTIVATION_LAYER_ACTIVATIONS
+    elif hasattr(layer, "activation"):
+        allowed = _ACTIVATIONS
+    else:
+        return None
+    name = _activation_name(layer.activation)
+    if name not in allowed:
+        return f"activation {name!r} cannot be quantized by tfmot (allowed: {sorted(allowed)})"
+    return None
+
+
+def _positional_inputs(layer):
+    return max((len(node.call_args) for node in layer._inbound_nodes), default=1)
+
+
+def _check_quantizable(model, chosen, configs, registry):
+    problems = []
+    for layer in model.layers:
+        if layer.name not in chosen:
+            continue
+        reason = None if layer.name in configs else _problem(layer, registry)
+        if reason is None and _positional_inputs(layer) > 1:
+            # QuantizeWrapper.call(inputs, training, ...) would take the second as `training`.
+            reason = (f"it is called with {_positional_inputs(layer)} positional inputs; "
+                      "tfmot's QuantizeWrapper passes one")
+        if reason:
+            problems.append((layer, reason))
+    if not problems:
+        return
+    lines = "\n".join(f"  - {layer.name!r} ({type(layer).__name__}): {reason}"
+                      for layer, reason in problems)
+    names = [layer.name for layer, _ in problems]
+    raise ValueError(
+        f"quantize cannot quantize {len(problems)} layer(s) of {model.name!r}:\n{lines}\n"
+        f"Either leave them float with layers=[...] naming the other layers (or a "
+        f"predicate such as lambda layer: layer.name not in {names}), or pass a "
+        f"tfmot.quantization.keras.QuantizeConfig for each with quantize_configs="
+        f"{{{names[0]!r}: config, ...}}; tfopt.quantization.LayerQuantizeConfig("
+        f"quantize_output=True) quantizes just the output."
+    )
