@@ -67,7 +67,9 @@ def plain_convert(model, mode, representative):
         if representative is not None:
             converter.representative_dataset = lambda: (
                 [representative[i:i + 1]] for i in range(len(representative)))
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            # A QAT model (no representative data) must not ask for integer-only
+            # ops: the converter would then demand calibration data.
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     with _common.quiet():
