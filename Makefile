@@ -1,4 +1,5 @@
-# Two entry points: `make demo` runs the pruning example, `make test` the suite.
+# Two entry points: `make demo` runs the pruning and quantization examples,
+# `make test` the suite.
 # Both create (or reuse) a virtual environment in .venv and install tfopt into it.
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,6 +15,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 demo: $(VENV)/.installed
 	$(PY) examples/prune_digits.py
+	$(PY) examples/quantize_digits.py
 
 test: $(VENV)/.installed
 	$(PY) -m pytest --durations=5 tests

@@ -69,5 +69,21 @@ def small_cnn(seed=0):
     ])
 
 
+def subclassed_model():
+    """A built subclassed model, which graph transforms cannot clone."""
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    net = Net()
+    net(np.zeros((1, 3), "float32"))
+    return net
+
+
 def max_abs_diff(a, b):
     return float(np.max(np.abs(np.asarray(a) - np.asarray(b))))

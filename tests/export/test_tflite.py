@@ -181,14 +181,14 @@ def test_keras3_model_is_rejected_with_a_hint(tmp_path):
         export.tflite(_keras3_model(), str(tmp_path / "m.tflite"))
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
-def test_read_only_directory_is_explained(tmp_path, trained_cnn):
-    tmp_path.chmod(0o500)
-    try:
-        with pytest.raises(ValueError, match="no permission to write in"):
-            export.tflite(trained_cnn, str(tmp_path / "model.tflite"))
-    finally:
-        tmp_path.chmod(0o700)
+def test_read_only_directory_is_explained(tmp_path, trained_cnn, monkeypatch):
+    # CI runs as root, which may write anywhere: simulate the denied permission.
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if os.path.samefile(p, tmp_path)
+                        else real_access(p, mode))
+    with pytest.raises(ValueError, match="no permission to write in"):
+        export.tflite(trained_cnn, str(tmp_path / "model.tflite"))
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.fixture(scope="module")

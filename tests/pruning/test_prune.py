@@ -6,7 +6,7 @@ import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
 from tfopt import pruning
-from tests.conftest import compile_model, max_abs_diff, small_cnn
+from tests.conftest import compile_model, max_abs_diff, small_cnn, subclassed_model
 
 L = keras.layers
 
@@ -134,16 +134,7 @@ def test_bad_requests_are_explained(kwargs, match):
 
 
 def test_subclassed_model_is_rejected():
-    class Net(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.dense = L.Dense(2)
-
-        def call(self, x):
-            return self.dense(x)
-
-    net = Net()
-    net(np.zeros((1, 3), "float32"))
+    net = subclassed_model()
     with pytest.raises(ValueError, match="subclassed model.*Functional API"):
         pruning.prune(net, pruning.OneShot(0.5))
 

@@ -7,7 +7,7 @@ import tf_keras as keras
 
 from tfopt import export
 from tfopt import quantization
-from tests.conftest import compile_model, max_abs_diff, small_cnn
+from tests.conftest import compile_model, max_abs_diff, small_cnn, subclassed_model
 
 L = keras.layers
 QuantizeWrapper = tfmot.quantization.keras.QuantizeWrapperV2
@@ -242,15 +242,6 @@ def test_keras3_model_is_rejected_with_a_hint():
 
 
 def test_subclassed_model_is_rejected():
-    class Net(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.dense = L.Dense(2)
-
-        def call(self, x):
-            return self.dense(x)
-
-    net = Net()
-    net(np.zeros((1, 3), "float32"))
+    net = subclassed_model()
     with pytest.raises(ValueError, match="subclassed model.*Functional API"):
         quantization.quantize(net)

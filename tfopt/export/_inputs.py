@@ -8,7 +8,8 @@ import os
 
 import numpy as np
 import tensorflow as tf
-import tf_keras as keras
+
+from tfopt import _models
 
 # Iterables (tf.data pipelines in particular) may repeat forever; calibration
 # needs a few hundred examples, so reading stops here.
@@ -17,12 +18,7 @@ MAX_ITERABLE_EXAMPLES = 1000
 
 def validate_model(model, action):
     """Raises ValueError unless `model` is a built tf_keras Model with one known input spec."""
-    if not isinstance(model, keras.Model):
-        kind = type(model).__module__ + "." + type(model).__name__
-        hint = (" It looks like a Keras 3 object: tfopt uses Keras 2; build models with "
-                "`import tf_keras as keras`." if type(model).__module__.startswith("keras.")
-                else "")
-        raise ValueError(f"{action} needs a tf_keras Model, got {kind}.{hint}")
+    _models.validate_tf_keras_model(model, action)
     if not model.built or model.save_spec() is None:
         raise ValueError(f"{action} needs a model with a known input shape; {model.name!r} has "
                          "none yet. Give it a keras.Input, or call it once on a batch of data.")

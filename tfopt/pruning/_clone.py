@@ -9,6 +9,8 @@ layers once they are built, so the input model is never modified.
 import tensorflow as tf
 import tf_keras as keras
 
+from tfopt import _models
+
 
 def is_graph_model(layer):
     """True for Sequential and Functional models, False for subclassed ones."""
@@ -17,12 +19,7 @@ def is_graph_model(layer):
 
 
 def validate_model(model, action):
-    if not isinstance(model, keras.Model):
-        kind = type(model).__module__ + "." + type(model).__name__
-        hint = (" It looks like a Keras 3 object: tfopt uses Keras 2; build models with "
-                "`import tf_keras as keras`." if type(model).__module__.startswith("keras.")
-                else "")
-        raise ValueError(f"{action} needs a tf_keras Model, got {kind}.{hint}")
+    _models.validate_tf_keras_model(model, action)
     if not is_graph_model(model):
         raise ValueError(
             f"{action} supports Sequential and Functional models; {model.name!r} is a "
