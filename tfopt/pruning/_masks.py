@@ -72,9 +72,23 @@ def _rankable(scores, current_mask):
 
 
 def unstructured_mask(scores, sparsity, current_mask=None):
-    """Zeroes round(sparsity * size) of the lowest-scoring weights."""
-    scores = _rankable(scores, current_mask)
-    return _prune_lowest(scores, int(round(sparsity * scores.size)))
+    """Zeroes round(sparsity * size) of the lowest-scoring weights.
+
+    Weights already pruned in `current_mask` stay pruned and count toward the
+    total; only the remaining ones are ranked (ranking a mostly pruned tensor
+    as one would make the selection crawl through its ties).
+    """
+    scores = _rankable(scores, None)
+    count = int(round(sparsity * scores.size))
+    if current_mask is None:
+        return _prune_lowest(scores, count)
+    mask = (np.asarray(current_mask) > 0).astype(np.float32)
+    alive = np.flatnonzero(mask)
+    more = count - (mask.size - alive.size)
+    if more > 0:
+        flat = mask.reshape(-1)
+        flat[alive] = _prune_lowest(scores.reshape(-1)[alive], more)
+    return mask
 
 
 def unit_scores(scores, axis):
