@@ -19,7 +19,8 @@ def test_zeros_compress_and_raw_size_does_not_change():
     sparse_raw, sparse_compressed = measure.keras_file_size(sparse)
     assert abs(sparse_raw - raw) < 512
     assert sparse_compressed < 0.5 * compressed
-    assert measure.gzipped_size(sparse) == sparse_compressed
+    # .keras files carry their save time, so two saves differ by a few bytes.
+    assert abs(measure.gzipped_size(sparse) - sparse_compressed) < 64
 
 
 def test_optimizer_state_is_not_counted():
