@@ -79,6 +79,26 @@ def all_layers(model):
             yield from all_layers(layer)
 
 
+def select_layers(model, layers):
+    """(predicate, explicitly named layers) for a `layers=` argument.
+
+    `layers` is None (every layer), a layer name or list of names (checked to
+    exist, nested models included), or a predicate ``layer -> bool``.
+    """
+    if layers is None:
+        return (lambda layer: True), set()
+    if callable(layers):
+        return layers, set()
+    names = [layers] if isinstance(layers, str) else list(layers)
+    if not all(isinstance(n, str) for n in names):
+        raise ValueError(f"layers must be None, layer names or a predicate, got {layers!r}.")
+    known = {layer.name for layer in all_layers(model)}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"No layer named {unknown} in {model.name!r}. Its layers: {sorted(known)}.")
+    return (lambda layer: layer.name in names), set(names)
+
+
 def has_nested_models(model):
     """True when a Sequential or Functional model sits inside `model`."""
     return any(is_graph_model(layer) for layer in model.layers)

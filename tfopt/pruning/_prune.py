@@ -50,7 +50,7 @@ def prune(model, schedule, criterion="magnitude", structure="unstructured", laye
     schedule = _schedules.get(schedule)
     criterion = _criteria.get(criterion)
     structure = _masks.parse_structure(structure)
-    selected, explicit = _selection(model, layers)
+    selected, explicit = _clone.select_layers(model, layers)
     for name in explicit:
         layer = _find(model, name)
         if not _registry.is_supported(layer) or isinstance(layer, PruneWrapper):
@@ -74,21 +74,6 @@ def prune(model, schedule, criterion="magnitude", structure="unstructured", laye
             f"Supported layers: {_registry.SUPPORTED}."
         )
     return pruned
-
-
-def _selection(model, layers):
-    if layers is None:
-        return (lambda layer: True), set()
-    if callable(layers):
-        return layers, set()
-    names = [layers] if isinstance(layers, str) else list(layers)
-    if not all(isinstance(n, str) for n in names):
-        raise ValueError(f"layers must be None, layer names or a predicate, got {layers!r}.")
-    known = {layer.name for layer in _clone.all_layers(model)}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ValueError(f"No layer named {unknown} in {model.name!r}. Its layers: {sorted(known)}.")
-    return (lambda layer: layer.name in names), set(names)
 
 
 def _find(model, name):

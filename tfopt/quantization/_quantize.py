@@ -8,7 +8,6 @@ from tensorflow_model_optimization.python.core.quantization.keras import (
 )
 
 from tfopt.pruning import _clone
-from tfopt.pruning._prune import _selection
 from tfopt.quantization import _affine
 from tfopt.quantization import _calibrate
 from tfopt.quantization import _lookup
@@ -81,7 +80,7 @@ def quantize(model, scheme="int8", layers=None, int8_layers="first_last",
     base, weight_quantizer = _lookup.resolve_scheme(scheme)
     flat = _clone.flatten(model) if _clone.has_nested_models(model) else model
     configs = _validate_configs(flat, quantize_configs)
-    selected, _ = _selection(flat, layers)
+    selected, _ = _clone.select_layers(flat, layers)
     chosen = {layer.name for layer in flat.layers
               if not isinstance(layer, keras.layers.InputLayer) and selected(layer)}
     tfmot_scheme = _scheme.Scheme(
