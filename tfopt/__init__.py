@@ -12,8 +12,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 __version__ = "0.1.0"
 
+from tfopt import distillation  # noqa: E402
 from tfopt import export  # noqa: E402
 from tfopt import pruning  # noqa: E402
 from tfopt import quantization  # noqa: E402
 
-__all__ = ["export", "pruning", "quantization"]
+__all__ = ["distillation", "export", "pruning", "quantization"]

@@ -1,0 +1,158 @@
+"""Distiller: loss, frozen teacher, label-free fit, evaluation, config and .keras round trips."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from tfopt import distillation
+from tests.conftest import assert_config_round_trip, max_abs_diff
+
+L = keras.layers
+
+
+def _mlp(width, seed, softmax=False, name=None):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((8, 8, 1)), L.Flatten(),
+                             L.Dense(width, activation="relu"),
+                             L.Dense(10, activation="softmax" if softmax else None)], name=name)
+
+
+@pytest.fixture(scope="module")
+def teacher(digits):
+    x, y = digits
+    model = _mlp(64, 0, name="teacher")
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=5, verbose=0)
+    return model
+
+
+def _distiller(teacher, **kwargs):
+    distiller = distillation.Distiller(teacher, _mlp(8, 1, name="student"), **kwargs)
+    distiller.compile(keras.optimizers.Adam(1e-2), metrics=["accuracy"])
+    return distiller
+
+
+def test_loss_is_the_weighted_sum_of_hard_and_soft_terms(teacher, digits):
+    x, y = digits
+    d = _distiller(teacher, temperature=3.0, alpha=0.25)
+    t, s = teacher(x[:32]).numpy(), d.student(x[:32]).numpy()
+
+    def log_softmax(z):
+        z = z - z.max(axis=-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+    pt, ls = log_softmax(t / 3.0), log_softmax(s / 3.0)
+    expected_soft = 9.0 * np.mean(np.sum(np.exp(pt) * (pt - ls), axis=-1))
+    np.testing.assert_allclose(np.mean(d.distillation_loss(t, s).numpy()), expected_soft,
+                               rtol=1e-5)
+    hard = float(keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y[:32], s))
+    logs = d.evaluate(x[:32], y[:32], batch_size=32, verbose=0, return_dict=True)
+    np.testing.assert_allclose(logs["student_loss"], hard, rtol=1e-5)
+    np.testing.assert_allclose(logs["distillation_loss"], expected_soft, rtol=1e-5)
+    assert logs["loss"] == pytest.approx(hard, rel=1e-5)  # evaluation reports the student's loss
+
+
+def test_only_the_student_trains_and_the_teacher_stays_bit_identical(teacher, digits):
+    x, y = digits
+    d = _distiller(teacher)
+    before_teacher = [w.copy() for w in teacher.get_weights()]
+    before_student = [w.copy() for w in d.student.get_weights()]
+    history = d.fit(x, y, epochs=2, batch_size=64, verbose=0)
+    for a, b in zip(before_teacher, teacher.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(before_student, d.student.get_weights()))
+    assert set(history.history) == {"loss", "student_loss", "distillation_loss", "accuracy"}
+    assert history.history["distillation_loss"][-1] < history.history["distillation_loss"][0]
+
+
+def test_distilled_student_learns_the_task(teacher, digits):
+    x, y = digits
+    d = _distiller(teacher, temperature=2.0, alpha=0.5)
+    d.fit(x, y, epochs=6, batch_size=64, verbose=0)
+    accuracy = np.mean(np.argmax(d.predict(x, verbose=0), axis=1) == y)
+    assert accuracy > 0.85
+    np.testing.assert_array_equal(d.predict(x[:16], verbose=0), d.student.predict(x[:16], verbose=0))
+
+
+def test_label_free_fit_learns_from_the_teacher_alone(teacher, digits):
+    x, _ = digits
+    d = _distiller(teacher)
+    history = d.fit(x, epochs=6, batch_size=64, verbose=0)
+    assert set(history.history) == {"loss", "distillation_loss"}
+    assert history.history["loss"] == history.history["distillation_loss"]
+    agreement = np.mean(np.argmax(d.predict(x, verbose=0), axis=1)
+                        == np.argmax(teacher.predict(x, verbose=0), axis=1))
+    assert agreement > 0.8
+
+
+def test_probability_outputs_give_the_same_loss_as_logits(teacher, digits):
+    x, _ = digits
+    probabilities = keras.Sequential([keras.Input((8, 8, 1)), teacher, L.Softmax()])
+    logits_student = _mlp(8, 1)
+    softmax_student = keras.Sequential([keras.Input((8, 8, 1)), logits_student, L.Softmax()])
+    a = distillation.Distiller(teacher, logits_student, temperature=4.0)
+    b = distillation.Distiller(probabilities, softmax_student, temperature=4.0,
+                               teacher_outputs="probabilities", student_outputs="probabilities")
+    t, s = teacher(x[:16]), logits_student(x[:16])
+    np.testing.assert_allclose(b.distillation_loss(tf.nn.softmax(t), tf.nn.softmax(s)).numpy(),
+                               a.distillation_loss(t, s).numpy(), rtol=1e-3, atol=1e-5)
+
+
+def test_config_round_trip(teacher):
+    # An uncompiled copy: a compiled teacher's config also carries its compile settings.
+    d = distillation.Distiller(keras.models.clone_model(teacher), _mlp(8, 1, name="student"),
+                               temperature=2.5, alpha=0.3,
+                               student_outputs="logits")
+    restored = assert_config_round_trip(d)
+    assert (restored.temperature, restored.alpha) == (2.5, 0.3)
+    assert [l.units for l in restored.student.layers[1:]] == [8, 10]
+
+
+def test_keras_file_round_trip_and_resumed_training(teacher, digits, tmp_path):
+    x, y = digits
+    d = _distiller(teacher, temperature=2.0)
+    d.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    path = str(tmp_path / "distiller.keras")
+    d.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, distillation.Distiller) and loaded.temperature == 2.0
+    assert max_abs_diff(loaded.predict(x[:32], verbose=0), d.predict(x[:32], verbose=0)) < 1e-6
+    np.testing.assert_array_equal(loaded.teacher.get_weights()[0], teacher.get_weights()[0])
+    loaded.fit(x, y, epochs=1, batch_size=64, verbose=0)  # resumes with its optimizer
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(temperature=0), r"temperature must be a number > 0, got 0"),
+    (dict(temperature=-1.0), r"temperature must be a number > 0"),
+    (dict(alpha=1.5), r"alpha must be in \[0, 1\], got 1.5"),
+    (dict(alpha=-0.1), r"alpha must be in \[0, 1\]"),
+    (dict(teacher_outputs="softmax"), r"teacher_outputs must be one of \['logits', 'probabilities'\]"),
+])
+def test_bad_arguments_are_explained(teacher, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        distillation.Distiller(teacher, _mlp(8, 1), **kwargs)
+
+
+def test_teacher_that_is_the_student_is_refused(teacher):
+    with pytest.raises(ValueError, match="teacher and the student are the same model"):
+        distillation.Distiller(teacher, teacher)
+
+
+def test_mismatched_output_shapes_are_refused(teacher):
+    student = keras.Sequential([keras.Input((8, 8, 1)), L.Flatten(), L.Dense(5)])
+    with pytest.raises(ValueError, match=r"output shape \(None, 10\) and the student's \(None, 5\)"):
+        distillation.Distiller(teacher, student)
+
+
+def test_unbuilt_subclassed_teacher_is_refused():
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = L.Dense(10)
+
+        def call(self, x):
+            return self.dense(x)
+
+    with pytest.raises(ValueError, match="no single known output shape .*not built"):
+        distillation.Distiller(Net(), _mlp(8, 1))

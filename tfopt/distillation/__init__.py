@@ -1,0 +1,10 @@
+"""Knowledge distillation as a Keras model: train a small student inside `fit`.
+
+Example:
+  >>> from tfopt import distillation
+  >>> d = distillation.Distiller(teacher, student, temperature=4.0, alpha=0.1)
+  >>> d.compile(optimizer="adam", metrics=["accuracy"])
+  >>> d.fit(x, y, epochs=3)
+"""
+
+from tfopt.distillation._distiller import Distiller
