@@ -153,8 +153,7 @@ class Distiller(keras.Model):
             if y is None:
                 hard, loss = tf.constant(0.0), soft
             else:
-                hard = self.compiled_loss(y, student_outputs, sample_weight,
-                                          regularization_losses=self.student.losses)
+                hard = self._hard_loss(y, student_outputs, sample_weight)
                 loss = self.alpha * hard + (1.0 - self.alpha) * soft
             # fit sums gradients over replicas: scale this replica's share.
             scaled = loss / tf.distribute.get_strategy().num_replicas_in_sync
@@ -170,10 +169,14 @@ class Distiller(keras.Model):
         if y is None:
             hard, loss = tf.constant(0.0), soft
         else:
-            hard = self.compiled_loss(y, student_outputs, sample_weight,
-                                      regularization_losses=self.student.losses)
-            loss = hard
+            hard = loss = self._hard_loss(y, student_outputs, sample_weight)
         return self._report(loss, hard, soft, y, student_outputs, sample_weight)
+
+    def _hard_loss(self, y, student_outputs, sample_weight):
+        """The compiled loss of this replica's batch, undoing Keras' 1/replicas scaling."""
+        scaled = self.compiled_loss(y, student_outputs, sample_weight,
+                                    regularization_losses=self.student.losses)
+        return scaled * tf.distribute.get_strategy().num_replicas_in_sync
 
     def _report(self, loss, hard, soft, y, student_outputs, sample_weight):
         self._trackers["loss"].update_state(loss)
