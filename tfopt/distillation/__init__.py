@@ -8,3 +8,4 @@ Example:
 """
 
 from tfopt.distillation._distiller import Distiller
+from tfopt.distillation._student import make_student
