@@ -6,7 +6,7 @@ import pytest
 import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tf_keras as keras
 from tfopt import pruning
-from tfopt.pruning import _clone
+from tfopt import _clone
 
 L = keras.layers
 

@@ -3,7 +3,7 @@
 import numpy as np
 import tf_keras as keras
 
-from tfopt.pruning import _clone
+from tfopt import _clone
 
 L = keras.layers
 

@@ -2,7 +2,7 @@
 
 import tf_keras as keras
 
-from tfopt.pruning import _clone
+from tfopt import _clone
 
 _L = keras.layers
 _WIDTH_KEYS = ((_L.Dense, "units"), (_L.SeparableConv1D, "filters"),

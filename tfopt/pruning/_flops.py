@@ -20,7 +20,7 @@ import numpy as np
 import tf_keras as keras
 from absl import logging
 
-from tfopt.pruning import _clone
+from tfopt import _clone
 from tfopt.pruning import _graph
 
 _L = keras.layers

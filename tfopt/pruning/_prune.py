@@ -2,7 +2,7 @@
 
 from absl import logging
 
-from tfopt.pruning import _clone
+from tfopt import _clone
 from tfopt.pruning import _criteria
 from tfopt.pruning import _graph
 from tfopt.pruning import _masks

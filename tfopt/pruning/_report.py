@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 
-from tfopt.pruning import _clone
+from tfopt import _clone
 from tfopt.pruning import _masks
 from tfopt.pruning._wrapper import PruneWrapper
 

@@ -14,7 +14,7 @@ import numpy as np
 import tf_keras as keras
 from absl import logging
 
-from tfopt.pruning import _clone
+from tfopt import _clone
 from tfopt.pruning import _graph
 from tfopt.pruning import _masks
 from tfopt.pruning import _registry

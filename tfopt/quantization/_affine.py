@@ -19,7 +19,7 @@ layers' constants and no longer change while the QAT model trains.
 import numpy as np
 import tf_keras as keras
 
-from tfopt.pruning import _clone
+from tfopt import _clone
 
 _L = keras.layers
 

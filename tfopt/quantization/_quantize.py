@@ -7,7 +7,7 @@ from tensorflow_model_optimization.python.core.quantization.keras import (
     quantize_config as tfmot_quantize_config,
 )
 
-from tfopt.pruning import _clone
+from tfopt import _clone
 from tfopt.quantization import _affine
 from tfopt.quantization import _calibrate
 from tfopt.quantization import _lookup

@@ -5,7 +5,7 @@ import math
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_layer
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_wrapper
 
-from tfopt.pruning import _clone
+from tfopt import _clone
 from tfopt.quantization import _base
 
 _FLOAT_BYTES = 4

@@ -1,9 +1,11 @@
-"""Rebuilding a Sequential or Functional model layer by layer, weights included.
+"""Model transforms shared by pruning, quantization and distillation.
 
-`prune`, `strip` and `shrink` are all "the same model with some layers
-replaced". `rebuild` clones the model structure (nested models included),
-asks `replace` for each layer's substitute, and copies weights into the new
-layers once they are built, so the input model is never modified.
+`prune`, `strip`, `shrink` and `quantize` are all "the same model with some
+layers replaced". `rebuild` clones the model structure (nested models
+included), asks `replace` for each layer's substitute, and copies weights into
+the new layers once they are built, so the input model is never modified.
+`flatten` inlines nested models for transforms that cannot enter them, and
+`select_layers` reads every `layers=` argument the same way.
 """
 
 import tensorflow as tf
