@@ -156,3 +156,34 @@ def test_unbuilt_subclassed_teacher_is_refused():
 
     with pytest.raises(ValueError, match="no single known output shape .*not built"):
         distillation.Distiller(Net(), _mlp(8, 1))
+
+
+class _Net(keras.Model):
+    def __init__(self, width, two_outputs=False):
+        super().__init__()
+        self.flat, self.hidden, self.out = L.Flatten(), L.Dense(width, "relu"), L.Dense(10)
+        self.two_outputs = two_outputs
+
+    def call(self, x):
+        hidden = self.hidden(self.flat(x))
+        return (self.out(hidden), hidden) if self.two_outputs else self.out(hidden)
+
+
+def test_built_subclassed_teacher_and_student_distill(teacher, digits):
+    x, y = digits
+    keras.utils.set_random_seed(1)
+    sub_teacher, student = _Net(64), _Net(8)
+    sub_teacher(x[:1]), student(tf.constant(x[:1]))  # built eagerly: no graph of the call
+    sub_teacher.set_weights(teacher.get_weights())
+    d = distillation.Distiller(sub_teacher, student, temperature=2.0, alpha=0.5)
+    d.compile(keras.optimizers.Adam(1e-2), metrics=["accuracy"])
+    d.fit(x, y, epochs=6, batch_size=64, verbose=0)
+    assert np.mean(np.argmax(student.predict(x, verbose=0), axis=1) == y) > 0.85
+
+
+def test_subclassed_teacher_with_two_outputs_is_refused(digits):
+    x, _ = digits
+    two = _Net(16, two_outputs=True)
+    two(x[:1])
+    with pytest.raises(ValueError, match="has no single known output shape"):
+        distillation.Distiller(two, _mlp(8, 1))

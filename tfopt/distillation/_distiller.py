@@ -4,6 +4,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfopt import _models
+from tfopt.distillation import _hints
 
 _OUTPUTS = ("logits", "probabilities")
 
@@ -16,15 +17,34 @@ def _validate_outputs(value, name):
 
 
 def _output_shape(model, role):
-    shape = getattr(model, "output_shape", None) if model.built else None
-    if shape is None or isinstance(shape, list):
+    shape = _known_output_shape(model) if model.built else None
+    if shape is None:
         raise ValueError(
             f"The {role} {model.name!r} ({type(model).__name__}) has no single known output "
             f"shape{'' if model.built else ' (it is not built)'}. Give the Distiller a "
             "Sequential or Functional model with one output, or call a subclassed model once "
             "on a batch so its output shape is known."
         )
-    return tuple(shape)
+    return (None,) + shape[1:]
+
+
+def _known_output_shape(model):
+    """The output shape as a tuple, or None when there is no single output tensor."""
+    try:
+        shape = model.output_shape
+    except AttributeError:  # a subclassed model called eagerly records no graph node
+        input_shape = getattr(model, "_build_input_shape", None)
+        if input_shape is None:
+            return None
+        try:
+            shape = model.compute_output_shape(input_shape)
+        except (TypeError, ValueError, NotImplementedError, AttributeError):
+            return None
+    if isinstance(shape, tf.TensorShape):
+        return tuple(shape.as_list()) if shape.rank is not None else None
+    if isinstance(shape, tuple) and all(d is None or isinstance(d, int) for d in shape):
+        return shape
+    return None  # several outputs
 
 
 def _log_probabilities(outputs, kind, temperature):
@@ -46,6 +66,14 @@ class Distiller(keras.Model):
     the soft targets alone. `evaluate`, `predict` and calling the Distiller use
     the student; `distiller.student` is a plain Keras model ready for export.
 
+    With `hints`, the student also learns the teacher's intermediate
+    activations (FitNets, Romero et al., 2015): for each (teacher layer,
+    student layer) pair the loss gains ``hint_weight * MSE(teacher activation,
+    projection(student activation))``. The projection is a learned Dense layer
+    on the channel axis (a 1x1 convolution for images), made only when the
+    widths differ; it trains with the student, is saved with the Distiller and
+    is not part of `distiller.student`.
+
     Args:
       teacher: the trained model to imitate (one output).
       student: the model to train; its output must have the teacher's shape.
@@ -53,6 +81,10 @@ class Distiller(keras.Model):
       alpha: weight of the hard-label loss, in [0, 1]. Defaults to 0.1.
       teacher_outputs: "logits" or "probabilities". Defaults to "logits".
       student_outputs: "logits" or "probabilities". Defaults to "logits".
+      hints: optional list of (teacher layer name, student layer name) pairs
+        of top-level layers of Sequential or Functional models whose
+        activations agree in every axis but the last. Defaults to None.
+      hint_weight: weight of the summed hint losses, >= 0. Defaults to 1.0.
       **kwargs: Keras model arguments such as `name`.
 
     Example:
@@ -60,10 +92,11 @@ class Distiller(keras.Model):
       >>> distiller.compile(optimizer="adam", metrics=["accuracy"])
       >>> distiller.fit(x, y, epochs=3)
       >>> small = distiller.student
+      >>> hinted = Distiller(teacher, student, hints=[("conv2d_1", "conv2d_1")])
     """
 
     def __init__(self, teacher, student, temperature=4.0, alpha=0.1, teacher_outputs="logits",
-                 student_outputs="logits", **kwargs):
+                 student_outputs="logits", hints=None, hint_weight=1.0, **kwargs):
         super().__init__(**kwargs)
         if isinstance(teacher, dict):
             teacher = keras.saving.deserialize_keras_object(teacher)
@@ -75,8 +108,12 @@ class Distiller(keras.Model):
         self.alpha = self._validate_alpha(alpha)
         self.teacher_outputs = _validate_outputs(teacher_outputs, "teacher_outputs")
         self.student_outputs = _validate_outputs(student_outputs, "student_outputs")
-        self._trackers = {name: keras.metrics.Mean(name=name)
-                          for name in ("loss", "student_loss", "distillation_loss")}
+        self.hints = _hints.validate_hints(hints)
+        self.hint_weight = _hints.validate_hint_weight(hint_weight)
+        self._build_hints()
+        names = ("loss", "student_loss", "distillation_loss") + (
+            ("hint_loss",) if self.hints else ())
+        self._trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.built = True  # teacher and student are built: every weight exists already
 
     @staticmethod
@@ -95,6 +132,21 @@ class Distiller(keras.Model):
                 f"{student_shape} differ; the student must predict the same classes. "
                 "Give its last layer as many units as the teacher's."
             )
+
+    def _build_hints(self):
+        # The tap models share their layers with teacher and student; _Taps keeps them out
+        # of Keras' tracking so they are neither saved twice nor exported.
+        self._taps = _Taps(self.teacher, self.student)
+        self.hint_projections = []
+        if not self.hints:
+            return
+        teacher_taps = _hints.taps(self.teacher, [t for t, _ in self.hints], "teacher")
+        student_taps = _hints.taps(self.student, [s for _, s in self.hints], "student")
+        self._taps = _Taps(teacher_taps, student_taps)
+        self.hint_projections = [
+            _hints.projection(t.shape, s.shape, pair, f"hint_projection_{i}")
+            for i, (t, s, pair) in enumerate(zip(teacher_taps.outputs[1:],
+                                                  student_taps.outputs[1:], self.hints))]
 
     @staticmethod
     def _validate_temperature(temperature):
@@ -146,31 +198,53 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        teacher_outputs = tf.stop_gradient(self.teacher(x, training=False))
+        teacher_outputs, teacher_features = self._run(self._taps.teacher, x, training=False)
+        teacher_outputs = tf.stop_gradient(teacher_outputs)
         with tf.GradientTape() as tape:
-            student_outputs = self.student(x, training=True)
+            student_outputs, student_features = self._run(self._taps.student, x, training=True)
             soft = tf.reduce_mean(self.distillation_loss(teacher_outputs, student_outputs))
+            hint = self._hint_loss(teacher_features, student_features)
+            loss = (1.0 - self.alpha) * soft if y is not None else soft
             if y is None:
-                hard, loss = tf.constant(0.0), soft
+                hard = tf.constant(0.0)
             else:
                 hard = self._hard_loss(y, student_outputs, sample_weight)
-                loss = self.alpha * hard + (1.0 - self.alpha) * soft
+                loss += self.alpha * hard
+            if hint is not None:
+                loss += self.hint_weight * hint
             # fit sums gradients over replicas: scale this replica's share.
             scaled = loss / tf.distribute.get_strategy().num_replicas_in_sync
-        variables = self.student.trainable_variables
+        variables = self.student.trainable_variables + [
+            v for layer in self.hint_projections if layer is not None
+            for v in layer.trainable_variables]
         self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-        return self._report(loss, hard, soft, y, student_outputs, sample_weight)
+        return self._report(loss, hard, soft, hint, y, student_outputs, sample_weight)
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        student_outputs = self.student(x, training=False)
-        soft = tf.reduce_mean(self.distillation_loss(self.teacher(x, training=False),
-                                                     student_outputs))
-        if y is None:
-            hard, loss = tf.constant(0.0), soft
-        else:
+        teacher_outputs, teacher_features = self._run(self._taps.teacher, x, training=False)
+        student_outputs, student_features = self._run(self._taps.student, x, training=False)
+        soft = tf.reduce_mean(self.distillation_loss(teacher_outputs, student_outputs))
+        hint = self._hint_loss(teacher_features, student_features)
+        if y is None:  # no labels: the loss is what label-free training minimizes
+            hard = tf.constant(0.0)
+            loss = soft if hint is None else soft + self.hint_weight * hint
+        else:  # the student's own loss, comparable with a model trained without a teacher
             hard = loss = self._hard_loss(y, student_outputs, sample_weight)
-        return self._report(loss, hard, soft, y, student_outputs, sample_weight)
+        return self._report(loss, hard, soft, hint, y, student_outputs, sample_weight)
+
+    def _run(self, model, x, training):
+        """(outputs, [hinted activations]) of the teacher's or student's tap model."""
+        outputs = model(x, training=training)
+        if not self.hints:
+            return outputs, []
+        return outputs[0], list(outputs[1:])
+
+    def _hint_loss(self, teacher_features, student_features):
+        if not self.hints:
+            return None
+        return _hints.hint_loss([tf.stop_gradient(t) for t in teacher_features],
+                                student_features, self.hint_projections)
 
     def _hard_loss(self, y, student_outputs, sample_weight):
         """The compiled loss of this replica's batch, undoing Keras' 1/replicas scaling."""
@@ -178,11 +252,14 @@ class Distiller(keras.Model):
                                     regularization_losses=self.student.losses)
         return scaled * tf.distribute.get_strategy().num_replicas_in_sync
 
-    def _report(self, loss, hard, soft, y, student_outputs, sample_weight):
+    def _report(self, loss, hard, soft, hint, y, student_outputs, sample_weight):
         self._trackers["loss"].update_state(loss)
         self._trackers["distillation_loss"].update_state(soft)
+        if hint is not None:
+            self._trackers["hint_loss"].update_state(hint)
         if y is None:  # without labels only the distillation terms mean anything
-            return {name: self._trackers[name].result() for name in ("loss", "distillation_loss")}
+            return {name: tracker.result() for name, tracker in self._trackers.items()
+                    if name != "student_loss"}
         self._trackers["student_loss"].update_state(hard)
         self.compiled_metrics.update_state(y, student_outputs, sample_weight)
         return {m.name: m.result() for m in self.metrics}
@@ -196,8 +273,17 @@ class Distiller(keras.Model):
             "alpha": self.alpha,
             "teacher_outputs": self.teacher_outputs,
             "student_outputs": self.student_outputs,
+            "hints": [list(pair) for pair in self.hints] or None,
+            "hint_weight": self.hint_weight,
         }
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         return cls(**config)
+
+
+class _Taps:
+    """Holds the teacher's and student's tap models; a plain object, so Keras ignores it."""
+
+    def __init__(self, teacher, student):
+        self.teacher, self.student = teacher, student
