@@ -59,3 +59,55 @@ def test_bad_widths_are_explained(width):
 def test_subclassed_teacher_is_refused():
     with pytest.raises(ValueError, match="subclassed model"):
         distillation.make_student(subclassed_model())
+
+
+def test_teacher_weights_keep_the_strongest_units():
+    teacher = small_cnn()
+    student = distillation.make_student(teacher, width=0.5, weights="teacher")
+    assert [w.shape for w in student.weights] == [
+        w.shape for w in distillation.make_student(teacher, width=0.5).weights]
+    kernel = teacher.get_layer("conv_a").kernel.numpy()
+    strongest = np.sort(np.argsort(-np.abs(kernel).sum(axis=(0, 1, 2)))[:4])
+    np.testing.assert_array_equal(student.get_layer("conv_a").kernel.numpy(),
+                                  kernel[..., strongest])
+    # conv_b reads only the kept channels of conv_a (through the BatchNormalization).
+    kept_b = student.get_layer("conv_b").kernel.numpy()
+    assert kept_b.shape == (3, 3, 4, 4)
+    teacher_b = teacher.get_layer("conv_b").kernel.numpy()[:, :, strongest, :]
+    matches = [any(np.array_equal(kept_b[..., i], teacher_b[..., j]) for j in range(8))
+               for i in range(4)]
+    assert all(matches)
+    np.testing.assert_array_equal(student.get_layer("bn").gamma.numpy(),
+                                  teacher.get_layer("bn").gamma.numpy()[strongest])
+
+
+def test_teacher_weights_give_a_head_start(digits):
+    x, y = digits
+    teacher = small_cnn()
+    teacher.compile(keras.optimizers.Adam(1e-2),
+                    keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    teacher.fit(x, y, epochs=5, verbose=0)
+
+    def accuracy(model):
+        return np.mean(np.argmax(model.predict(x, verbose=0), axis=1) == y)
+
+    warm = distillation.make_student(teacher, width=0.5, weights="teacher")
+    cold = distillation.make_student(teacher, width=0.5)
+    assert accuracy(warm) > accuracy(cold) + 0.2
+
+
+def test_teacher_weights_need_layers_channel_pruning_can_cut():
+    inputs = keras.Input((8, 8, 4))
+    a = L.Conv2D(4, 3, padding="same", name="a")(inputs)
+    b = L.Conv2D(4, 3, padding="same", name="b")(a)
+    model = keras.Model(inputs, L.Dense(2)(L.Flatten()(L.Add()([a, b]))))
+    assert distillation.make_student(model, width=0.5).get_layer("a").filters == 2
+    with pytest.raises(ValueError, match=r"cannot cut .* channel pruning cannot narrow the "
+                                         r"layers \['a', 'b'\].*Use weights=None"):
+        distillation.make_student(model, width=0.5, weights="teacher")
+
+
+def test_unknown_weights_are_explained():
+    with pytest.raises(ValueError, match=r"weights must be one of \[None, 'teacher'\], got "
+                                         "'imagenet'"):
+        distillation.make_student(small_cnn(), weights="imagenet")

@@ -7,7 +7,7 @@ from tfopt.pruning import _prune
 from tfopt.pruning import _schedules
 
 
-def _groups(model):
+def pruned_groups(model):
     """[(leader, [followers])] for every pruned layer of the model."""
     all_wrappers = _prune.wrappers(model)
     leaders = [w for w in all_wrappers if w.follow is None]
@@ -34,7 +34,7 @@ class UpdatePruningStep(keras.callbacks.Callback):
     """
 
     def on_train_begin(self, logs=None):
-        self._groups = _groups(self.model)
+        self._groups = pruned_groups(self.model)
         if not self._groups:
             raise ValueError(
                 "UpdatePruningStep found no pruned layers in the model. Prune it first: "
@@ -96,7 +96,7 @@ class PruningSummaries(keras.callbacks.Callback):
         self._writer = None
 
     def on_train_begin(self, logs=None):
-        self._leaders = [leader for leader, _ in _groups(self.model)]
+        self._leaders = [leader for leader, _ in pruned_groups(self.model)]
         if not self._leaders:
             raise ValueError("PruningSummaries found no pruned layers in the model.")
         self._writer = tf.summary.create_file_writer(self.log_dir)
