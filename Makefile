@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test benchmark benchmark-pruning benchmark-quantization bazel-test clean
+.PHONY: demo test benchmark benchmark-pruning benchmark-quantization benchmark-distillation bazel-test clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,13 +21,16 @@ test: $(VENV)/.installed
 	$(PY) -m pytest --durations=5 tests
 
 # Fashion-MNIST comes from Debian: sudo apt-get install dataset-fashion-mnist
-benchmark: benchmark-pruning benchmark-quantization
+benchmark: benchmark-pruning benchmark-quantization benchmark-distillation
 
 benchmark-pruning: $(VENV)/.installed
 	$(PY) -m benchmarks.pruning_benchmark
 
 benchmark-quantization: $(VENV)/.installed
 	$(PY) -m benchmarks.quantization_benchmark
+
+benchmark-distillation: $(VENV)/.installed
+	$(PY) -m benchmarks.distillation_benchmark
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
