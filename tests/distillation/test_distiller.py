@@ -7,28 +7,22 @@ import tf_keras as keras
 
 from tfopt import distillation
 from tests.conftest import assert_config_round_trip, max_abs_diff
+from tests.distillation.conftest import mlp
 
 L = keras.layers
-
-
-def _mlp(width, seed, softmax=False, name=None):
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.Input((8, 8, 1)), L.Flatten(),
-                             L.Dense(width, activation="relu"),
-                             L.Dense(10, activation="softmax" if softmax else None)], name=name)
 
 
 @pytest.fixture(scope="module")
 def teacher(digits):
     x, y = digits
-    model = _mlp(64, 0, name="teacher")
+    model = mlp(64, 0, name="teacher")
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, y, epochs=5, verbose=0)
     return model
 
 
 def _distiller(teacher, **kwargs):
-    distiller = distillation.Distiller(teacher, _mlp(8, 1, name="student"), **kwargs)
+    distiller = distillation.Distiller(teacher, mlp(8, 1, name="student"), **kwargs)
     distiller.compile(keras.optimizers.Adam(1e-2), metrics=["accuracy"])
     return distiller
 
@@ -89,7 +83,7 @@ def test_label_free_fit_learns_from_the_teacher_alone(teacher, digits):
 def test_probability_outputs_give_the_same_loss_as_logits(teacher, digits):
     x, _ = digits
     probabilities = keras.Sequential([keras.Input((8, 8, 1)), teacher, L.Softmax()])
-    logits_student = _mlp(8, 1)
+    logits_student = mlp(8, 1)
     softmax_student = keras.Sequential([keras.Input((8, 8, 1)), logits_student, L.Softmax()])
     a = distillation.Distiller(teacher, logits_student, temperature=4.0)
     b = distillation.Distiller(probabilities, softmax_student, temperature=4.0,
@@ -101,7 +95,7 @@ def test_probability_outputs_give_the_same_loss_as_logits(teacher, digits):
 
 def test_config_round_trip(teacher):
     # An uncompiled copy: a compiled teacher's config also carries its compile settings.
-    d = distillation.Distiller(keras.models.clone_model(teacher), _mlp(8, 1, name="student"),
+    d = distillation.Distiller(keras.models.clone_model(teacher), mlp(8, 1, name="student"),
                                temperature=2.5, alpha=0.3,
                                student_outputs="logits")
     restored = assert_config_round_trip(d)
@@ -131,7 +125,7 @@ def test_keras_file_round_trip_and_resumed_training(teacher, digits, tmp_path):
 ])
 def test_bad_arguments_are_explained(teacher, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        distillation.Distiller(teacher, _mlp(8, 1), **kwargs)
+        distillation.Distiller(teacher, mlp(8, 1), **kwargs)
 
 
 def test_teacher_that_is_the_student_is_refused(teacher):
@@ -155,7 +149,7 @@ def test_unbuilt_subclassed_teacher_is_refused():
             return self.dense(x)
 
     with pytest.raises(ValueError, match="no single known output shape .*not built"):
-        distillation.Distiller(Net(), _mlp(8, 1))
+        distillation.Distiller(Net(), mlp(8, 1))
 
 
 class _Net(keras.Model):
@@ -186,4 +180,4 @@ def test_subclassed_teacher_with_two_outputs_is_refused(digits):
     two = _Net(16, two_outputs=True)
     two(x[:1])
     with pytest.raises(ValueError, match="has no single known output shape"):
-        distillation.Distiller(two, _mlp(8, 1))
+        distillation.Distiller(two, mlp(8, 1))

@@ -7,15 +7,9 @@ import tf_keras as keras
 
 from tfopt import distillation
 from tests.conftest import assert_config_round_trip, max_abs_diff
+from tests.distillation.conftest import mlp
 
 L = keras.layers
-
-
-def _mlp(width, seed, name):
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.Input((8, 8, 1)), L.Flatten(name="flat"),
-                             L.Dense(width, activation="relu", name="hidden"),
-                             L.Dense(10, name="logits")], name=name)
 
 
 def _cnn(filters, seed, name):
@@ -32,14 +26,14 @@ def _cnn(filters, seed, name):
 @pytest.fixture(scope="module")
 def teacher(digits):
     x, y = digits
-    model = _mlp(64, 0, "teacher")
+    model = mlp(64, 0, name="teacher")
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, y, epochs=5, verbose=0)
     return model
 
 
 def _hinted(teacher, student=None, **kwargs):
-    d = distillation.Distiller(teacher, student or _mlp(8, 1, "student"),
+    d = distillation.Distiller(teacher, student or mlp(8, 1, name="student"),
                                hints=[("hidden", "hidden")], **kwargs)
     d.compile(keras.optimizers.Adam(1e-2), metrics=["accuracy"])
     return d
@@ -66,7 +60,7 @@ def test_hint_loss_is_the_mse_after_a_learned_projection(teacher, digits):
 
 def test_zero_hint_weight_trains_exactly_like_no_hints(teacher, digits):
     x, y = digits
-    plain = distillation.Distiller(teacher, _mlp(8, 1, "student"))
+    plain = distillation.Distiller(teacher, mlp(8, 1, name="student"))
     plain.compile(keras.optimizers.Adam(1e-2))
     hinted = _hinted(teacher, hint_weight=0.0)
     for d in (plain, hinted):
@@ -108,12 +102,12 @@ def test_convolutional_hint_with_make_student(digits):
 
 
 def test_equal_widths_need_no_projection(teacher):
-    d = distillation.Distiller(teacher, _mlp(64, 1, "student"), hints=[("hidden", "hidden")])
+    d = distillation.Distiller(teacher, mlp(64, 1, name="student"), hints=[("hidden", "hidden")])
     assert d.hint_projections == [None]
 
 
 def test_config_round_trip_with_hints(teacher):
-    d = distillation.Distiller(keras.models.clone_model(teacher), _mlp(8, 1, "student"),
+    d = distillation.Distiller(keras.models.clone_model(teacher), mlp(8, 1, name="student"),
                                hints=[("hidden", "hidden")], hint_weight=0.25)
     restored = assert_config_round_trip(d)
     assert restored.hints == (("hidden", "hidden"),) and restored.hint_weight == 0.25
@@ -164,7 +158,7 @@ class _Subclassed(keras.Model):
 ])
 def test_bad_hints_are_explained(teacher, hints, match):
     with pytest.raises(ValueError, match=match):
-        distillation.Distiller(teacher, _mlp(8, 1, "student"), hints=hints)
+        distillation.Distiller(teacher, mlp(8, 1, name="student"), hints=hints)
 
 
 def test_activations_of_different_rank_are_refused(teacher):
@@ -189,5 +183,5 @@ def test_subclassed_student_cannot_take_hints(teacher):
 
 def test_negative_hint_weight_is_refused(teacher):
     with pytest.raises(ValueError, match=r"hint_weight must be a number >= 0, got -1"):
-        distillation.Distiller(teacher, _mlp(8, 1, "student"), hints=[("hidden", "hidden")],
+        distillation.Distiller(teacher, mlp(8, 1, name="student"), hints=[("hidden", "hidden")],
                                hint_weight=-1)

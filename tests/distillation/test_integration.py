@@ -9,13 +9,13 @@ import tf_keras as keras
 from tfopt import distillation
 from tfopt import pruning
 from tfopt import quantization
-from tests.distillation.test_distiller import _mlp
+from tests.distillation.conftest import mlp
 
 L = keras.layers
 
 
 def _teacher(x, y):
-    model = _mlp(64, 0, name="teacher")
+    model = mlp(64, 0, name="teacher")
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, y, epochs=3, verbose=0)
     return model
@@ -24,7 +24,7 @@ def _teacher(x, y):
 def test_ordinary_callbacks_and_tf_data(digits, tmp_path):
     x, y = digits
     teacher = _teacher(x, y)
-    d = distillation.Distiller(teacher, _mlp(8, 1, name="student"))
+    d = distillation.Distiller(teacher, mlp(8, 1, name="student"))
     d.compile(keras.optimizers.Adam(1e-2), metrics=["accuracy"])
     train = tf.data.Dataset.from_tensor_slices((x[:1400], y[:1400])).shuffle(1400).batch(64)
     val = tf.data.Dataset.from_tensor_slices((x[1400:], y[1400:])).batch(64)
@@ -48,7 +48,7 @@ def _distill_losses(strategy, x, y):
     with strategy.scope():  # Keras wants every variable, the teacher's too, in scope
         teacher = _teacher(x, y)
         # Mostly hard-label loss: Keras pre-scales it per replica, the soft term is ours.
-        d = distillation.Distiller(teacher, _mlp(8, 1, name="student"), alpha=0.9)
+        d = distillation.Distiller(teacher, mlp(8, 1, name="student"), alpha=0.9)
         d.compile(keras.optimizers.Adam(1e-2), metrics=["accuracy"])
     return d.fit(x, y, epochs=3, batch_size=64, verbose=0).history["loss"]
 
@@ -65,7 +65,7 @@ def test_mirrored_strategy_follows_the_single_device_loss_curve(digits, mirrored
 def test_student_being_pruned_at_the_same_time(digits):
     x, y = digits
     teacher = _teacher(x, y)
-    student = pruning.prune(_mlp(32, 1, name="student"), pruning.OneShot(0.5, step=2))
+    student = pruning.prune(mlp(32, 1, name="student"), pruning.OneShot(0.5, step=2))
     d = distillation.Distiller(teacher, student)
     d.compile(keras.optimizers.Adam(1e-2), metrics=["accuracy"])
     d.fit(x, y, epochs=2, batch_size=64, verbose=0, callbacks=[pruning.UpdatePruningStep()])
@@ -77,7 +77,7 @@ def test_student_being_pruned_at_the_same_time(digits):
 def test_quantization_aware_student(digits):
     x, y = digits
     teacher = _teacher(x, y)
-    student = quantization.quantize(_mlp(32, 1, name="student"), representative_data=x[:128])
+    student = quantization.quantize(mlp(32, 1, name="student"), representative_data=x[:128])
     d = distillation.Distiller(teacher, student)
     d.compile(keras.optimizers.Adam(1e-2), metrics=["accuracy"])
     d.fit(x, y, epochs=2, batch_size=64, verbose=0)

@@ -1,0 +1,14 @@
+"""Models shared by the distillation tests."""
+
+import tf_keras as keras
+
+L = keras.layers
+
+
+def mlp(width, seed, softmax=False, name=None):
+    """Flatten -> Dense(width) "hidden" -> Dense(10) "logits", seeded."""
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((8, 8, 1)), L.Flatten(name="flat"),
+                             L.Dense(width, activation="relu", name="hidden"),
+                             L.Dense(10, activation="softmax" if softmax else None,
+                                     name="logits")], name=name)
