@@ -1,4 +1,4 @@
-# Two entry points: `make demo` runs the pruning and quantization examples,
+# Two entry points: `make demo` runs the pruning, quantization and distillation examples,
 # `make test` the suite.
 # Both create (or reuse) a virtual environment in .venv and install tfopt into it.
 PYTHON ?= python3
@@ -16,6 +16,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 demo: $(VENV)/.installed
 	$(PY) examples/prune_digits.py
 	$(PY) examples/quantize_digits.py
+	$(PY) examples/distill_digits.py
 
 test: $(VENV)/.installed
 	$(PY) -m pytest --durations=5 tests
