@@ -1,5 +1,6 @@
 """Models shared by the distillation tests."""
 
+import pytest
 import tf_keras as keras
 
 L = keras.layers
@@ -12,3 +13,13 @@ def mlp(width, seed, softmax=False, name=None):
                              L.Dense(width, activation="relu", name="hidden"),
                              L.Dense(10, activation="softmax" if softmax else None,
                                      name="logits")], name=name)
+
+
+@pytest.fixture(scope="module")
+def teacher(digits):
+    """The mlp at width 64, trained 5 epochs on digits (once per test module)."""
+    x, y = digits
+    model = mlp(64, 0, name="teacher")
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=5, verbose=0)
+    return model

@@ -12,15 +12,6 @@ from tests.distillation.conftest import mlp
 L = keras.layers
 
 
-@pytest.fixture(scope="module")
-def teacher(digits):
-    x, y = digits
-    model = mlp(64, 0, name="teacher")
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x, y, epochs=5, verbose=0)
-    return model
-
-
 def _distiller(teacher, **kwargs):
     distiller = distillation.Distiller(teacher, mlp(8, 1, name="student"), **kwargs)
     distiller.compile(keras.optimizers.Adam(1e-2), metrics=["accuracy"])

@@ -23,15 +23,6 @@ def _cnn(filters, seed, name):
     ], name=name)
 
 
-@pytest.fixture(scope="module")
-def teacher(digits):
-    x, y = digits
-    model = mlp(64, 0, name="teacher")
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(x, y, epochs=5, verbose=0)
-    return model
-
-
 def _hinted(teacher, student=None, **kwargs):
     d = distillation.Distiller(teacher, student or mlp(8, 1, name="student"),
                                hints=[("hidden", "hidden")], **kwargs)
