@@ -198,20 +198,18 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        teacher_outputs, teacher_features = self._run(self._taps.teacher, x, training=False)
-        teacher_outputs = tf.stop_gradient(teacher_outputs)
+        teacher_outputs, teacher_features = tf.nest.map_structure(
+            tf.stop_gradient, self._run(self._taps.teacher, x, training=False))
         with tf.GradientTape() as tape:
             student_outputs, student_features = self._run(self._taps.student, x, training=True)
             soft = tf.reduce_mean(self.distillation_loss(teacher_outputs, student_outputs))
             hint = self._hint_loss(teacher_features, student_features)
-            loss = (1.0 - self.alpha) * soft if y is not None else soft
             if y is None:
-                hard = tf.constant(0.0)
+                hard, loss = tf.constant(0.0), soft
             else:
                 hard = self._hard_loss(y, student_outputs, sample_weight)
-                loss += self.alpha * hard
-            if hint is not None:
-                loss += self.hint_weight * hint
+                loss = self.alpha * hard + (1.0 - self.alpha) * soft
+            loss = self._plus_hint(loss, hint)
             # fit sums gradients over replicas: scale this replica's share.
             scaled = loss / tf.distribute.get_strategy().num_replicas_in_sync
         variables = self.student.trainable_variables + [
@@ -227,8 +225,7 @@ class Distiller(keras.Model):
         soft = tf.reduce_mean(self.distillation_loss(teacher_outputs, student_outputs))
         hint = self._hint_loss(teacher_features, student_features)
         if y is None:  # no labels: the loss is what label-free training minimizes
-            hard = tf.constant(0.0)
-            loss = soft if hint is None else soft + self.hint_weight * hint
+            hard, loss = tf.constant(0.0), self._plus_hint(soft, hint)
         else:  # the student's own loss, comparable with a model trained without a teacher
             hard = loss = self._hard_loss(y, student_outputs, sample_weight)
         return self._report(loss, hard, soft, hint, y, student_outputs, sample_weight)
@@ -243,8 +240,10 @@ class Distiller(keras.Model):
     def _hint_loss(self, teacher_features, student_features):
         if not self.hints:
             return None
-        return _hints.hint_loss([tf.stop_gradient(t) for t in teacher_features],
-                                student_features, self.hint_projections)
+        return _hints.hint_loss(teacher_features, student_features, self.hint_projections)
+
+    def _plus_hint(self, loss, hint):
+        return loss if hint is None else loss + self.hint_weight * hint
 
     def _hard_loss(self, y, student_outputs, sample_weight):
         """The compiled loss of this replica's batch, undoing Keras' 1/replicas scaling."""
