@@ -56,31 +56,56 @@ class ChannelGroup:
 
 
 class _Graph:
-    """Producer/consumer links between the layers of one Sequential or Functional model."""
+    """Producer/consumer links between the layers of one Sequential or Functional model.
+
+    Read from the model's nodes rather than its config: the config's
+    `inbound_nodes` differ between layer kinds (TFOpLambda nodes hold keyword
+    arguments and constants), while every node lists its Keras input tensors.
+    """
 
     def __init__(self, model):
         self.layers = {layer.name: layer for layer in model.layers}
+        self.producers = {name: [] for name in self.layers}  # per input tensor, all calls
         self.consumers = {name: [] for name in self.layers}
-        self.inputs = {name: 0 for name in self.layers}
-        if isinstance(model, keras.Sequential):
-            names = [layer.name for layer in model.layers]
+        self.calls = {name: 0 for name in self.layers}
+        if not getattr(model, "_is_graph_network", False):
+            # A Sequential built without keras.Input: a chain in layer order.
+            names = list(self.layers)
             for producer, consumer in zip(names, names[1:]):
-                self.consumers[producer].append(consumer)
-                self.inputs[consumer] += 1
-            self.outputs = {names[-1]} if names else set()
+                self._link(producer, consumer)
+            self.calls.update((name, 1) for name in names)
+            self.outputs = set(names[-1:])
             return
-        config = model.get_config()
-        for layer_config in config["layers"]:
-            name = layer_config["name"]
-            for node in layer_config["inbound_nodes"]:
-                for producer, *_ in node:
-                    self.consumers[producer].append(name)
-                    self.inputs[name] += 1
-        self.outputs = {name for name, *_ in config["output_layers"]}
+        for depth in sorted(model._nodes_by_depth, reverse=True):
+            for node in model._nodes_by_depth[depth]:
+                name = self._add(node.layer)
+                if node.is_input:
+                    continue
+                self.calls[name] += 1
+                for tensor in node.keras_inputs:
+                    self._link(self._add(tensor._keras_history.layer), name)
+        self.outputs = {tensor._keras_history.layer.name for tensor in model.outputs}
+
+    def _add(self, layer):
+        # Sequential models do not list their InputLayer among `layers`.
+        if layer.name not in self.layers:
+            self.layers[layer.name] = layer
+            self.producers[layer.name], self.consumers[layer.name] = [], []
+            self.calls[layer.name] = 0
+        return layer.name
+
+    def _link(self, producer, consumer):
+        self.producers[consumer].append(producer)
+        self.consumers[producer].append(consumer)
 
 
 def _zero_preserving(activation):
-    return float(activation(tf.zeros([1]))[0]) == 0.0
+    """Whether activation(0) == 0. Activations that fail on a small batch do not."""
+    try:
+        # Two dimensions: softmax and other per-row activations refuse 1-D input.
+        return bool(np.all(np.asarray(activation(tf.zeros([1, 2]))) == 0.0))
+    except Exception:  # noqa: BLE001  (any failure means "cannot rely on it")
+        return False
 
 
 def _channels_last(layer):
@@ -105,7 +130,7 @@ def _walk(graph, leader):
         for consumer in consumers:
             layer = unwrap(graph.layers[consumer])
             kind = type(layer).__name__
-            if graph.inputs[consumer] != 1:
+            if len(graph.producers[consumer]) != 1:
                 return None, (f"its channels reach {consumer!r} ({kind}), which has several "
                               "inputs (residual Add, Concatenate or a shared layer)")
             if isinstance(layer, _PASS_THROUGH):
@@ -180,7 +205,7 @@ def channel_plan(model, candidates=None):
             reasons[name] = "it is channels_first"
         elif _grouped(layer):
             reasons[name] = "it is a grouped convolution, whose groups must stay equal in size"
-        elif graph.inputs[name] > 1:
+        elif graph.calls[name] > 1:
             reasons[name] = "it is shared (called on several inputs)"
         else:
             group, reason = _walk(graph, name)
