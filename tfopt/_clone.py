@@ -113,7 +113,7 @@ class _Reused(list):
         return self[0]
 
 
-def flatten(model):
+def flatten(model, replace=None):
     """A Functional copy of `model` with nested Sequential/Functional models inlined.
 
     Every layer is copied with its weights and keeps its name; a nested layer
@@ -121,8 +121,18 @@ def flatten(model):
     layer used twice stays shared in the copy. Transforms that cannot look
     inside nested models (tfmot's quantize_apply) work on the result.
 
+    The graph is rebuilt node by node, so a layer can also be replaced by
+    several layers called one after the other, without the nested model that
+    ``rebuild`` would need for that (a nested model with its own Input throws
+    off tf_keras' node indices when a Functional model is cloned, and the
+    clone never ends).
+
     Args:
       model: a built Sequential or Functional model.
+      replace: ``replace(layer) -> [layers] | None``: fresh layers to call in
+        `layer`'s place, in order, on its inputs (their state must be in their
+        config: no weights are copied into them), or None to copy `layer`.
+        Defaults to None (copy every layer).
 
     Returns:
       A new Functional model with the same inputs, outputs and weights.
@@ -132,12 +142,22 @@ def flatten(model):
 
     def copy_of(layer, owner):
         if id(layer) not in copies:
-            config = layer.get_config()
-            if owner is not model and layer.name in taken:
-                config["name"] = f"{owner.name}_{layer.name}"
-            taken.add(config["name"])
-            copies[id(layer)] = (layer, layer.__class__.from_config(config))
+            parts = replace(layer) if replace is not None else None
+            if parts is None:
+                config = layer.get_config()
+                if owner is not model and layer.name in taken:
+                    config["name"] = f"{owner.name}_{layer.name}"
+                taken.add(config["name"])
+                copies[id(layer)] = (layer, [layer.__class__.from_config(config)])
+            else:
+                copies[id(layer)] = (None, list(parts))
         return copies[id(layer)][1]
+
+    def call(parts, args, kwargs):
+        outputs = parts[0](*args, **kwargs)
+        for part in parts[1:]:
+            outputs = part(outputs)
+        return outputs
 
     def run(graph, inputs):
         tensors = {str(id(ref)): _Reused([x]) for ref, x in zip(graph.inputs, inputs)}
@@ -150,7 +170,7 @@ def flatten(model):
                     inner = node.layer._flatten_to_reference_inputs(args[0])
                     outputs = run(node.layer, tf.nest.flatten(inner))
                 else:
-                    outputs = copy_of(node.layer, graph)(*args, **kwargs)
+                    outputs = call(copy_of(node.layer, graph), args, kwargs)
                 for x_id, y in zip(node.flat_output_ids, tf.nest.flatten(outputs)):
                     tensors[x_id] = _Reused([y])
         flat = [tensors[str(id(ref))].pop() for ref in graph.outputs]
@@ -159,7 +179,8 @@ def flatten(model):
     inputs = [keras.Input(batch_shape=ref.shape, dtype=ref.dtype,
                           name=ref._keras_history.layer.name) for ref in model.inputs]
     outputs = run(model, inputs)
-    for layer, new in copies.values():
-        new.set_weights(layer.get_weights())
+    for layer, parts in copies.values():
+        if layer is not None:  # a copy; replacements carry no weights
+            parts[0].set_weights(layer.get_weights())
     return keras.Model(tf.nest.pack_sequence_as(model._nested_inputs, inputs), outputs,
                        name=model.name)

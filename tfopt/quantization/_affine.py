@@ -77,8 +77,23 @@ def _has_offset(offset):
     return bool(np.any(np.asarray(offset, dtype="float32") != 0))
 
 
+def _replacement(layer):
+    """The Rescaling layers to call in place of `layer`, or None to keep it."""
+    if not _splits(layer):
+        return None
+    scale, offset = _scale_and_offset(layer)
+    if not _has_offset(offset):
+        return None if type(layer) is _L.Rescaling else [_L.Rescaling(scale, name=layer.name)]
+    return [_L.Rescaling(scale, name=layer.name),
+            _L.Rescaling(1.0, offset=offset, name=f"{layer.name}_offset")]
+
+
 def split_affine(model, names):
     """Replaces the affine layers named in `names` by Rescaling pairs.
+
+    The two layers are called one after the other in the rebuilt graph, not
+    wrapped in a nested model: a nested Sequential with its own Input makes
+    tf_keras' clone of a Functional model loop forever.
 
     Args:
       model: a Functional or Sequential model without nested models.
@@ -88,24 +103,10 @@ def split_affine(model, names):
       ``(model, added)``: the model (the input one if nothing changed) and the
       names of the ``<name>_offset`` layers added.
     """
-    added = []
-
-    def replace(layer):
-        if layer.name not in names or not _splits(layer):
-            return None
-        scale, offset = _scale_and_offset(layer)
-        if type(layer) is _L.Rescaling and not _has_offset(offset):
-            return None
-        parts = [_L.Rescaling(scale, name=layer.name)]
-        if _has_offset(offset):
-            parts.append(_L.Rescaling(1.0, offset=offset, name=f"{layer.name}_offset"))
-            added.append(parts[-1].name)
-        pair = keras.Sequential(
-            [keras.Input(batch_shape=layer.input.shape, dtype=layer.input.dtype)] + parts,
-            name=f"{layer.name}_split")
-        return pair, None, None
-
-    rebuilt = _clone.rebuild(model, replace)
-    if not added and not any(_clone.is_graph_model(layer) for layer in rebuilt.layers):
-        return model, added
-    return _clone.flatten(rebuilt), added
+    replacements = {layer.name: _replacement(layer) for layer in model.layers
+                    if layer.name in names}
+    replacements = {name: parts for name, parts in replacements.items() if parts is not None}
+    if not replacements:
+        return model, []
+    added = [parts[1].name for parts in replacements.values() if len(parts) > 1]
+    return _clone.flatten(model, lambda layer: replacements.get(layer.name)), added
