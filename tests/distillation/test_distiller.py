@@ -6,6 +6,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfopt import distillation
+from tfopt import quantization
 from tests.conftest import assert_config_round_trip, max_abs_diff
 from tests.distillation.conftest import mlp
 
@@ -35,7 +36,8 @@ def test_loss_is_the_weighted_sum_of_hard_and_soft_terms(teacher, digits):
     logs = d.evaluate(x[:32], y[:32], batch_size=32, verbose=0, return_dict=True)
     np.testing.assert_allclose(logs["student_loss"], hard, rtol=1e-5)
     np.testing.assert_allclose(logs["distillation_loss"], expected_soft, rtol=1e-5)
-    assert logs["loss"] == pytest.approx(hard, rel=1e-5)  # evaluation reports the student's loss
+    # The loss training minimizes, in evaluation too: val_loss compares like with like.
+    assert logs["loss"] == pytest.approx(0.25 * hard + 0.75 * expected_soft, rel=1e-5)
 
 
 def test_only_the_student_trains_and_the_teacher_stays_bit_identical(teacher, digits):
@@ -49,6 +51,23 @@ def test_only_the_student_trains_and_the_teacher_stays_bit_identical(teacher, di
     assert any(not np.array_equal(a, b) for a, b in zip(before_student, d.student.get_weights()))
     assert set(history.history) == {"loss", "student_loss", "distillation_loss", "accuracy"}
     assert history.history["distillation_loss"][-1] < history.history["distillation_loss"][0]
+
+
+def test_validation_reports_the_quantities_training_reports(teacher, digits):
+    """val_X is X on the validation data, for every X; val_loss is not the student's loss."""
+    x, y = digits
+    d = _distiller(teacher, alpha=0.3)
+    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=0)
+    history = d.fit(x[:1200], y[:1200], validation_data=(x[1200:], y[1200:]), epochs=2,
+                    batch_size=64, verbose=0, callbacks=[stopper]).history
+    names = {"loss", "student_loss", "distillation_loss", "accuracy"}
+    assert set(history) == names | {f"val_{name}" for name in names}
+    combined = 0.3 * np.array(history["val_student_loss"]) + 0.7 * np.array(
+        history["val_distillation_loss"])
+    np.testing.assert_allclose(history["val_loss"], combined, rtol=1e-5)
+    assert not np.allclose(history["val_loss"], history["val_student_loss"])
+    logs = d.evaluate(x[1200:], y[1200:], batch_size=64, verbose=0, return_dict=True)
+    assert logs["loss"] == pytest.approx(history["val_loss"][-1], rel=1e-5)
 
 
 def test_distilled_student_learns_the_task(teacher, digits):
@@ -117,6 +136,65 @@ def test_keras_file_round_trip_and_resumed_training(teacher, digits, tmp_path):
 def test_bad_arguments_are_explained(teacher, kwargs, match):
     with pytest.raises(ValueError, match=match):
         distillation.Distiller(teacher, mlp(8, 1), **kwargs)
+
+
+
+def _ending_in(last, activation=None):
+    """A teacher-shaped model whose output comes from `last`, one of several softmax forms."""
+    inputs = keras.Input((8, 8, 1))
+    hidden = L.Dense(16, activation="relu")(L.Flatten()(inputs))
+    if last == "dense":
+        return keras.Model(inputs, L.Dense(10, activation=activation)(hidden))
+    logits = L.Dense(10)(hidden)
+    if last == "activation":
+        return keras.Model(inputs, L.Activation(activation)(logits))
+    if last == "softmax_layer":
+        return keras.Model(inputs, L.Softmax()(logits))
+    if last == "tf.nn.softmax":
+        return keras.Model(inputs, tf.nn.softmax(logits))
+    if last == "nested":
+        return keras.Sequential([inputs, keras.Model(inputs, L.Softmax()(logits))])
+    if last == "quantized":
+        return quantization.quantize(_ending_in("dense", "softmax"),
+                                     representative_data=np.zeros((4, 8, 8, 1), "float32"))
+    raise AssertionError(last)
+
+
+@pytest.mark.parametrize("last,activation", [
+    ("dense", "softmax"), ("activation", "softmax"), ("softmax_layer", None),
+    ("tf.nn.softmax", None), ("nested", None), ("quantized", None),
+])
+def test_softmax_teacher_read_as_logits_is_refused(last, activation):
+    teacher = _ending_in(last, activation)
+    with pytest.raises(ValueError, match=r"teacher .* ends in a softmax.*teacher_outputs='logits' "
+                                         r"\(the default\).*Pass teacher_outputs='probabilities'"):
+        distillation.Distiller(teacher, mlp(8, 1))
+    # Said so, the same teacher is accepted.
+    distillation.Distiller(teacher, mlp(8, 1), teacher_outputs="probabilities")
+
+
+def test_softmax_student_read_as_logits_is_refused(teacher):
+    with pytest.raises(ValueError, match=r"student .* ends in a softmax.*'logits'.*Pass "
+                                         r"student_outputs='probabilities'"):
+        distillation.Distiller(teacher, mlp(8, 1, softmax=True))
+    distillation.Distiller(teacher, mlp(8, 1, softmax=True), student_outputs="probabilities")
+
+
+@pytest.mark.parametrize("last,activation", [("dense", None), ("activation", "linear")])
+def test_logits_read_as_probabilities_are_refused(last, activation):
+    with pytest.raises(ValueError, match=r"outputs raw logits, but teacher_outputs="
+                                         r"'probabilities'.*Pass teacher_outputs='logits'"):
+        distillation.Distiller(_ending_in(last, activation), mlp(8, 1),
+                               teacher_outputs="probabilities")
+
+
+def test_unknown_last_layers_are_taken_at_their_word():
+    # A sigmoid or a Lambda may be either: the Distiller cannot tell, so it trusts the argument.
+    inputs = keras.Input((8, 8, 1))
+    logits = L.Dense(10)(L.Flatten()(inputs))
+    for outputs in (L.Lambda(lambda z: z * 1.0)(logits), L.Activation("sigmoid")(logits)):
+        for kind in ("logits", "probabilities"):
+            distillation.Distiller(keras.Model(inputs, outputs), mlp(8, 1), teacher_outputs=kind)
 
 
 def test_teacher_that_is_the_student_is_refused(teacher):

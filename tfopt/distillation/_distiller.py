@@ -5,54 +5,7 @@ import tf_keras as keras
 
 from tfopt import _models
 from tfopt.distillation import _hints
-
-_OUTPUTS = ("logits", "probabilities")
-
-
-def _validate_outputs(value, name):
-    if value not in _OUTPUTS:
-        raise ValueError(f"{name} must be one of {list(_OUTPUTS)}, got {value!r}: say whether "
-                         "the model's last layer gives raw logits or softmax probabilities.")
-    return value
-
-
-def _output_shape(model, role):
-    shape = _known_output_shape(model) if model.built else None
-    if shape is None:
-        raise ValueError(
-            f"The {role} {model.name!r} ({type(model).__name__}) has no single known output "
-            f"shape{'' if model.built else ' (it is not built)'}. Give the Distiller a "
-            "Sequential or Functional model with one output, or call a subclassed model once "
-            "on a batch so its output shape is known."
-        )
-    return (None,) + shape[1:]
-
-
-def _known_output_shape(model):
-    """The output shape as a tuple, or None when there is no single output tensor."""
-    try:
-        shape = model.output_shape
-    except AttributeError:  # a subclassed model called eagerly records no graph node
-        input_shape = getattr(model, "_build_input_shape", None)
-        if input_shape is None:
-            return None
-        try:
-            shape = model.compute_output_shape(input_shape)
-        except (TypeError, ValueError, NotImplementedError, AttributeError):
-            return None
-    if isinstance(shape, tf.TensorShape):
-        return tuple(shape.as_list()) if shape.rank is not None else None
-    if isinstance(shape, tuple) and all(d is None or isinstance(d, int) for d in shape):
-        return shape
-    return None  # several outputs
-
-
-def _log_probabilities(outputs, kind, temperature):
-    """log softmax(z / T) from logits, or from probabilities via log p = z + const."""
-    if kind == "probabilities":
-        outputs = tf.math.log(tf.clip_by_value(outputs, 1e-7, 1.0))
-    return tf.nn.log_softmax(outputs / temperature, axis=-1)
-
+from tfopt.distillation import _outputs
 
 @keras.utils.register_keras_serializable(package="tfopt")
 class Distiller(keras.Model):
@@ -65,6 +18,14 @@ class Distiller(keras.Model):
     weights never change. Without labels (``fit(x)``) the student learns from
     the soft targets alone. `evaluate`, `predict` and calling the Distiller use
     the student; `distiller.student` is a plain Keras model ready for export.
+
+    `fit` and `evaluate` report the same quantities: `loss` is the combined
+    loss above (what training minimizes, so `val_loss` is that loss on the
+    validation data and `monitor="val_loss"` compares like with like),
+    `student_loss` the compiled hard-label loss of the student alone (compare
+    it with a model trained without a teacher), `distillation_loss` the soft
+    term, `hint_loss` with hints, and the compiled metrics of the student
+    (`accuracy`, `val_accuracy`). Without labels there is no `student_loss`.
 
     With `hints`, the student also learns the teacher's intermediate
     activations (FitNets, Romero et al., 2015): for each (teacher layer,
@@ -79,8 +40,12 @@ class Distiller(keras.Model):
       student: the model to train; its output must have the teacher's shape.
       temperature: softening temperature T > 0. Defaults to 4.0.
       alpha: weight of the hard-label loss, in [0, 1]. Defaults to 0.1.
-      teacher_outputs: "logits" or "probabilities". Defaults to "logits".
-      student_outputs: "logits" or "probabilities". Defaults to "logits".
+      teacher_outputs: "logits" or "probabilities": what the teacher outputs.
+        A teacher whose last layer is a softmax (keras.applications models
+        are) needs "probabilities"; a contradicting value is refused.
+        Defaults to "logits".
+      student_outputs: "logits" or "probabilities", the same for the
+        student. Defaults to "logits".
       hints: optional list of (teacher layer name, student layer name) pairs
         of top-level layers of Sequential or Functional models whose
         activations agree in every axis but the last. Defaults to None.
@@ -106,8 +71,12 @@ class Distiller(keras.Model):
         self.teacher, self.student = teacher, student
         self.temperature = self._validate_temperature(temperature)
         self.alpha = self._validate_alpha(alpha)
-        self.teacher_outputs = _validate_outputs(teacher_outputs, "teacher_outputs")
-        self.student_outputs = _validate_outputs(student_outputs, "student_outputs")
+        self.teacher_outputs = _outputs.validate_kind(teacher_outputs, "teacher_outputs")
+        self.student_outputs = _outputs.validate_kind(student_outputs, "student_outputs")
+        _outputs.validate_kind_matches_model(teacher, self.teacher_outputs, "teacher_outputs",
+                                             "teacher")
+        _outputs.validate_kind_matches_model(student, self.student_outputs, "student_outputs",
+                                             "student")
         self.hints = _hints.validate_hints(hints)
         self.hint_weight = _hints.validate_hint_weight(hint_weight)
         self._build_hints()
@@ -124,8 +93,8 @@ class Distiller(keras.Model):
             raise ValueError("The teacher and the student are the same model; distillation "
                              "trains a separate (usually smaller) student. Build a new one, "
                              "e.g. with keras.models.clone_model.")
-        teacher_shape = _output_shape(teacher, "teacher")
-        student_shape = _output_shape(student, "student")
+        teacher_shape = _outputs.output_shape(teacher, "teacher")
+        student_shape = _outputs.output_shape(student, "student")
         if teacher_shape[1:] != student_shape[1:]:
             raise ValueError(
                 f"The teacher's output shape {teacher_shape} and the student's "
@@ -167,8 +136,9 @@ class Distiller(keras.Model):
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
         """Like `Model.compile`; `loss` is the hard-label loss of the student.
 
-        Defaults to sparse categorical cross entropy on the student's logits (or
-        probabilities, per `student_outputs`).
+        It is reported as `student_loss`. Defaults to sparse categorical cross
+        entropy on the student's logits (or probabilities, per
+        `student_outputs`).
         """
         if loss is None:
             loss = keras.losses.SparseCategoricalCrossentropy(
@@ -191,44 +161,47 @@ class Distiller(keras.Model):
 
     def distillation_loss(self, teacher_outputs, student_outputs):
         """Per-example ``T**2 * KL(teacher || student)`` at the temperature."""
-        t = _log_probabilities(teacher_outputs, self.teacher_outputs, self.temperature)
-        s = _log_probabilities(student_outputs, self.student_outputs, self.temperature)
+        t = _outputs.log_probabilities(teacher_outputs, self.teacher_outputs, self.temperature)
+        s = _outputs.log_probabilities(student_outputs, self.student_outputs, self.temperature)
         kl = tf.reduce_sum(tf.exp(t) * (t - s), axis=-1)
         return self.temperature ** 2 * kl
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        teacher_outputs, teacher_features = tf.nest.map_structure(
+        teacher = tf.nest.map_structure(
             tf.stop_gradient, self._run(self._taps.teacher, x, training=False))
         with tf.GradientTape() as tape:
-            student_outputs, student_features = self._run(self._taps.student, x, training=True)
-            soft = tf.reduce_mean(self.distillation_loss(teacher_outputs, student_outputs))
-            hint = self._hint_loss(teacher_features, student_features)
-            if y is None:
-                hard, loss = tf.constant(0.0), soft
-            else:
-                hard = self._hard_loss(y, student_outputs, sample_weight)
-                loss = self.alpha * hard + (1.0 - self.alpha) * soft
-            loss = self._plus_hint(loss, hint)
+            student = self._run(self._taps.student, x, training=True)
+            losses = self._loss_terms(y, sample_weight, teacher, student)
             # fit sums gradients over replicas: scale this replica's share.
-            scaled = loss / tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = losses[0] / tf.distribute.get_strategy().num_replicas_in_sync
         variables = self.student.trainable_variables + [
             v for layer in self.hint_projections if layer is not None
             for v in layer.trainable_variables]
         self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-        return self._report(loss, hard, soft, hint, y, student_outputs, sample_weight)
+        return self._report(*losses, y, student[0], sample_weight)
 
     def test_step(self, data):
+        # The same loss as in training, so `val_loss` is `loss` on the validation data;
+        # the student's own label loss (comparable with a model trained without a
+        # teacher) is `student_loss` in both.
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        teacher_outputs, teacher_features = self._run(self._taps.teacher, x, training=False)
-        student_outputs, student_features = self._run(self._taps.student, x, training=False)
+        teacher = self._run(self._taps.teacher, x, training=False)
+        student = self._run(self._taps.student, x, training=False)
+        losses = self._loss_terms(y, sample_weight, teacher, student)
+        return self._report(*losses, y, student[0], sample_weight)
+
+    def _loss_terms(self, y, sample_weight, teacher, student):
+        """(loss, student_loss, distillation_loss, hint_loss or None) of one batch."""
+        (teacher_outputs, teacher_features), (student_outputs, student_features) = teacher, student
         soft = tf.reduce_mean(self.distillation_loss(teacher_outputs, student_outputs))
         hint = self._hint_loss(teacher_features, student_features)
-        if y is None:  # no labels: the loss is what label-free training minimizes
-            hard, loss = tf.constant(0.0), self._plus_hint(soft, hint)
-        else:  # the student's own loss, comparable with a model trained without a teacher
-            hard = loss = self._hard_loss(y, student_outputs, sample_weight)
-        return self._report(loss, hard, soft, hint, y, student_outputs, sample_weight)
+        if y is None:  # no labels: the soft targets alone
+            hard, loss = tf.constant(0.0), soft
+        else:
+            hard = self._hard_loss(y, student_outputs, sample_weight)
+            loss = self.alpha * hard + (1.0 - self.alpha) * soft
+        return self._plus_hint(loss, hint), hard, soft, hint
 
     def _run(self, model, x, training):
         """(outputs, [hinted activations]) of the teacher's or student's tap model."""
