@@ -130,3 +130,81 @@ def test_fashion_mnist_real_files_when_installed():
     assert y_train.shape == (60000,) and y_test.shape == (10000,)
     assert np.bincount(y_train).tolist() == [6000] * 10
     assert 0.0 <= x_test.min() and x_test.max() <= 1.0
+
+
+def _corrupt(path, how):
+    """Damages an idx .gz file the ways real downloads and copies go wrong."""
+    data = open(path, "rb").read()
+    if how == "truncated gzip":
+        data = data[: len(data) // 2]
+    elif how == "not gzip":
+        data = b"<html>404 Not Found</html>\n"
+    elif how == "wrong magic":
+        data = gzip.compress((0x0802).to_bytes(4, "big") + gzip.decompress(data)[4:])
+    elif how == "payload cut short":
+        data = gzip.compress(gzip.decompress(data)[:-7])
+    open(path, "wb").write(data)
+
+
+@pytest.mark.parametrize("how,reason", [
+    ("truncated gzip", "cut short: its gzip stream ends"),
+    ("not gzip", "not a readable gzip file"),
+    ("wrong magic", "magic number 0x00000802, expected 0x00000803"),
+    ("payload cut short", "the file is cut short"),
+])
+def test_fashion_mnist_damaged_file_is_named_with_a_remedy(tmp_path, how, reason):
+    _write_fashion_dir(tmp_path)
+    damaged = tmp_path / "train-images-idx3-ubyte.gz"
+    _corrupt(damaged, how)
+    with pytest.raises(ValueError) as error:
+        datasets.load_fashion_mnist(str(tmp_path))
+    message = str(error.value)
+    assert str(damaged) in message and reason in message
+    assert "Replace it with a good copy" in message and "data_dir" in message
+
+
+def test_fashion_mnist_damaged_default_copy_says_reinstall(tmp_path, monkeypatch):
+    _write_fashion_dir(tmp_path)
+    _corrupt(tmp_path / "t10k-labels-idx1-ubyte.gz", "truncated gzip")
+    monkeypatch.setattr(datasets, "FASHION_MNIST_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte.gz is cut short.*"
+                       "apt-get install --reinstall dataset-fashion-mnist"):
+        datasets.load_fashion_mnist(str(tmp_path))
+
+
+def test_fashion_mnist_rejects_labels_beyond_the_classes(tmp_path):
+    _write_fashion_dir(tmp_path)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", [1, 2, 200, 3])
+    with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte.gz holds label 200; "
+                       r"the classes are 0\.\.9"):
+        datasets.load_fashion_mnist(str(tmp_path))
+
+
+@pytest.mark.parametrize("call,error,message", [
+    (lambda: datasets.load_digits(test_fraction="0.2"), TypeError,
+     "test_fraction must be a number in .0, 1., got str '0.2'"),
+    (lambda: datasets.load_digits(test_fraction=True), TypeError, "got bool True"),
+    (lambda: datasets.load_digits(seed="0"), TypeError, "seed must be an integer, got str '0'"),
+    (lambda: datasets.load_digits(seed=1.5), TypeError, "seed must be an integer, got float"),
+    (lambda: datasets.load_digits(seed=-1), ValueError, r"seed must be in \[0, 2\*\*32\)"),
+    (lambda: datasets.load_digits(test_fraction=0.001), ValueError,
+     "puts 2 of the 1797 examples in the test set.*between 0.006 and 0.994"),
+    (lambda: datasets.load_digits(test_fraction=0.999), ValueError, "at least 10, one per class"),
+    (lambda: datasets.load_fashion_mnist(data_dir=None), TypeError,
+     "data_dir must be a path .str or os.PathLike., got NoneType None"),
+    (lambda: datasets.load_fashion_mnist(data_dir=7), TypeError, "got int 7"),
+    # An int would otherwise be taken for an open file descriptor.
+    (lambda: datasets.read_idx(0), TypeError, "path must be a path"),
+    (lambda: datasets.read_idx("x.gz", expect="0x803"), TypeError,
+     "expect must be an idx magic number such as 0x803"),
+])
+def test_wrong_argument_types_and_values_are_explained(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_digits_split_sizes_at_the_edges_of_the_allowed_range():
+    (x_train, _), (x_test, _) = datasets.load_digits(test_fraction=0.006)
+    assert len(x_test) == 11 and len(x_train) == 1786
+    (_, y_train), _ = datasets.load_digits(test_fraction=np.float32(0.5), seed=np.int64(3))
+    assert len(y_train) == 898
