@@ -161,7 +161,9 @@ class PruneWrapper(keras.layers.Wrapper):
 
     # Forward pass -----------------------------------------------------------
 
-    def call(self, inputs, training=None, mask=None):
+    def call(self, inputs, *args, training=None, mask=None, **kwargs):
+        # *args / **kwargs: the other inputs of layers called on several
+        # (MultiHeadAttention's value and key), passed through unchanged.
         if training is None:
             training = keras.backend.learning_phase()
         if self.pruning_step is not None:
@@ -179,12 +181,11 @@ class PruneWrapper(keras.layers.Wrapper):
             # Bypass Keras attribute tracking: the masked tensor is temporary.
             object.__setattr__(entry.owner, entry.attr, value * tf.cast(entry.mask, value.dtype))
         try:
-            kwargs = {}
             if self._passes_training:
                 kwargs["training"] = training
             if self._passes_mask and mask is not None:
                 kwargs["mask"] = mask
-            return self.layer.call(inputs, **kwargs)
+            return self.layer.call(inputs, *args, **kwargs)
         finally:
             for owner, attr, original in saved:
                 object.__setattr__(owner, attr, original)
