@@ -156,9 +156,21 @@ def example_batch(name, n=4, seed=0):
     return x, y
 
 
-def compile_model(model, learning_rate=1e-3):
-    """Compiles `model` for its softmax output: Adam, sparse cross entropy, accuracy."""
+def compile_model(model, learning_rate=1e-3, run_eagerly=False):
+    """Compiles `model` for its softmax output: Adam, sparse cross entropy, accuracy.
+
+    Args:
+      model: a model from `build` (or a pruned, quantized or narrowed copy).
+      learning_rate: Adam's learning rate. Defaults to 1e-3.
+      run_eagerly: train without tracing a graph. Tracing the training step of
+        the larger applications costs tens of seconds to minutes on a small
+        machine, far more than one eager step; use it for tests that train a
+        step or two. Defaults to False.
+
+    Returns:
+      `model`, compiled.
+    """
     model.compile(keras.optimizers.Adam(learning_rate),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=False),
-                  metrics=["accuracy"])
+                  metrics=["accuracy"], run_eagerly=run_eagerly)
     return model
