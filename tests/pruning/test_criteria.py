@@ -63,8 +63,19 @@ def test_taylor_uses_gradient_statistic_and_falls_back_to_magnitude():
     np.testing.assert_allclose(observed.numpy(), [2.0, 2.0, 3.0])
 
 
-def test_custom_criterion_must_return_one_score_per_weight():
-    criterion = pruning.Custom(lambda w, g: np.ones(3))
+@pytest.mark.parametrize("fn,match", [
+    (lambda w: np.abs(w), r"must take two arguments, \(weights, gradients\)"),
+    (lambda w, g, h: np.abs(w), r"must take two arguments"),
+    (lambda w, g: np.ones(3), r"returned scores of shape \(3,\) for a weight of shape \(3, 4\)"),
+    (lambda w, g: w.missing, r"failed on a test weight of shape \(3, 4\).*AttributeError"),
+])
+def test_custom_criterion_is_checked_when_created_not_inside_fit(fn, match):
+    with pytest.raises(ValueError, match=match):
+        pruning.Custom(fn)
+
+
+def test_custom_criterion_must_return_one_score_per_weight_of_every_layer():
+    criterion = pruning.Custom(lambda w, g: np.abs(w) if w.shape == (3, 4) else np.ones(3))
     with pytest.raises(ValueError, match="returned scores of shape"):
         criterion.scores(np.zeros((2, 2)), None, "k")
 
@@ -73,6 +84,7 @@ def test_custom_criterion_must_return_one_score_per_weight():
     (lambda: pruning.Taylor(decay=1.0), r"\[0, 1\)"),
     (lambda: pruning.Random(seed="x"), "integer seed"),
     (lambda: pruning.Custom(3), "needs a callable"),
+    (lambda: pruning.Custom(np.abs, decay="0.9"), r"decay=...\) must be a number in \[0, 1\)"),
 ])
 def test_bad_arguments_are_explained(make, match):
     with pytest.raises(ValueError, match=match):

@@ -216,6 +216,33 @@ def test_random_criterion_is_reproducible(digits):
     np.testing.assert_array_equal(*runs)
 
 
+def test_random_masks_equal_across_identically_built_models_with_auto_names():
+    """Keras names the second model's layers dense_2, dense_3: the masks must not care."""
+    def build():
+        keras.utils.set_random_seed(0)
+        return keras.Sequential([keras.Input((16,)), L.Dense(16), L.Dense(16), L.Dense(4)])
+
+    masks = []
+    for _ in range(2):
+        pruned = pruning.prune(build(), pruning.OneShot(0.5), criterion=pruning.Random(seed=3))
+        wrappers = pruning._prune.wrappers(pruned)
+        for wrapper in wrappers:
+            wrapper.prune_to(0.5)
+        masks.append([wrapper.masks()["kernel"] for wrapper in wrappers])
+    for first, second in zip(*masks):
+        np.testing.assert_array_equal(first, second)
+    # Layers of the same shape still get different random masks.
+    assert not np.array_equal(masks[0][0], masks[0][1])
+
+
+def test_layers_left_whole_are_reported_at_warning_level(caplog):
+    pruning.prune(small_cnn(), pruning.OneShot(0.5), structure="channels")
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "1 layer(s) of" in warnings[0].getMessage()
+    assert "logits: its channels reach the model output" in warnings[0].getMessage()
+
+
 def test_taylor_collects_gradients_from_fit(digits):
     x, y = digits
     pruned = pruning.prune(small_cnn(), pruning.OneShot(0.5, step=3), criterion="taylor")

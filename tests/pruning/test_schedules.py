@@ -81,6 +81,11 @@ def test_iterative_holds_each_stage():
     (lambda: pruning.ConstantSparsity(0.5, begin_step=-2), "begin_step must be >= 0"),
     (lambda: pruning.OneShot(1.5), r"target must be a number in \[0, 1\)"),
     (lambda: pruning.Iterative([(0.8, 10), (0.5, 10)]), "must not decrease"),
+    (lambda: pruning.PolynomialDecay(0.8, 0.2, 0, 10), r"final_sparsity \(0.2\) is below "
+                                                        r"initial_sparsity \(0.8\)"),
+    (lambda: pruning.PolynomialDecay(0.0, 0.5, 0, 10, power=0), "power must be a positive"),
+    (lambda: pruning.ConstantSparsity(0.5, begin_step="10"), "begin_step must be an integer"),
+    (lambda: pruning.ConstantSparsity("0.5"), r"target_sparsity must be a number"),
     (lambda: pruning.Iterative([(0.5, 0)]), "hold_steps must be >= 1"),
     (lambda: pruning.Iterative([]), "stages is empty"),
     (lambda: pruning.Iterative([0.5, 0.8]), r"\(sparsity, hold_steps\) pairs"),
@@ -88,3 +93,33 @@ def test_iterative_holds_each_stage():
 def test_bad_arguments_are_explained(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@pytest.mark.parametrize("schedule,final", [
+    (pruning.ConstantSparsity(0.7, begin_step=5), (5, 0.7)),
+    (pruning.PolynomialDecay(0.0, 0.8, 0, 100, frequency=25), (100, 0.8)),
+    (pruning.OneShot(0.4, step=9), (9, 0.4)),
+    (pruning.Iterative([(0.3, 10), (0.6, 10)], begin_step=2), (12, 0.6)),
+    (tfmot.sparsity.keras.PolynomialDecay(0.0, 0.5, 10, 50, frequency=20), (50, 0.5)),
+    (tfmot.sparsity.keras.ConstantSparsity(0.5, 3), (3, 0.5)),
+], ids=lambda v: type(v).__name__)
+def test_final_update_is_the_step_that_reaches_the_target(schedule, final):
+    step, sparsity = pruning._schedules.final_update(schedule)
+    assert step == final[0] and sparsity == pytest.approx(final[1])
+    assert pruning._schedules.schedule_at(schedule, step) == (True, pytest.approx(final[1]))
+
+
+def test_polynomial_decay_warns_when_its_end_step_is_never_a_pruning_step(caplog):
+    schedule = pruning.PolynomialDecay(0.0, 0.8, 0, 938, frequency=100)
+    assert "the last pruning step is 900, at sparsity 0.7999" in caplog.text
+    assert schedule.final_update()[0] == 900
+    caplog.clear()
+    pruning.PolynomialDecay(0.0, 0.8, 0, 900, frequency=100)
+    assert not caplog.text
+
+
+def test_latest_update_in_a_window_of_steps():
+    schedule = pruning.PolynomialDecay(0.0, 0.8, 0, 12, frequency=3)
+    assert pruning._schedules.latest_update(schedule, 0, 1) == 0.0
+    assert pruning._schedules.latest_update(schedule, 1, 2) is None  # steps 1, 2
+    assert pruning._schedules.latest_update(schedule, 4, 4) == schedule.at(6)[1]  # 4..7

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 import tf_keras as keras
+from absl import logging
 
 from tfopt.pruning import _prune
 from tfopt.pruning import _schedules
@@ -23,11 +24,22 @@ def pruned_groups(model):
 
 
 class UpdatePruningStep(keras.callbacks.Callback):
-    """Advances the pruning step and updates masks when the schedule says so.
+    """Updates masks at the steps the schedule names; required to train a pruned model.
 
     Required when training a model returned by `tfopt.pruning.prune`: without it
-    `fit` stops with an error. The step is stored in the model, so a model saved
-    mid-training resumes its schedule where it stopped.
+    `fit` stops with an error saying so. The step lives in the model's
+    variables and is counted inside the training graph, once per training
+    step, so it is exact for any ``compile(steps_per_execution=N)``, a model
+    saved mid-training resumes its schedule where it stopped, and
+    `keras.callbacks.BackupAndRestore` restores it in either callback order.
+
+    With ``steps_per_execution=N`` Keras runs N steps per call and masks can
+    only change between calls: a pruning step inside a call is applied at the
+    start of that call (at most N - 1 steps early). Schedules whose pruning
+    steps fall on multiples of N are followed exactly.
+
+    At the end of `fit`, a warning says so if training stopped before the
+    schedule reached its final sparsity.
 
     Example:
       >>> pruned.fit(x, y, epochs=2, callbacks=[UpdatePruningStep()])
@@ -41,34 +53,63 @@ class UpdatePruningStep(keras.callbacks.Callback):
                 "model = tfopt.pruning.prune(model, schedule)."
             )
         self._leaders = [leader for leader, _ in self._groups]
-        self._step = max(0, max(int(w.pruning_step.numpy()) for w in self._leaders))
-        self._set_step()
+        # A fresh wrapper holds -1 (no callback yet). Only that is raised to 0: a
+        # step restored by BackupAndRestore (before or after this callback) or
+        # loaded with the model is never overwritten.
+        keras.backend.batch_set_value([(w.pruning_step, 0) for w in self._leaders
+                                       if int(w.pruning_step.numpy()) < 0])
+        for leader in self._leaders:
+            leader.callback_attached = True
+        self._execution = getattr(self.model, "_steps_per_execution", None)
+        self._warn_if_updates_fall_inside_executions()
 
-    def _set_step(self):
-        keras.backend.batch_set_value([(w.pruning_step, self._step) for w in self._leaders])
+    def _steps_in_next_call(self):
+        # Keras lowers _steps_per_execution for the shorter last call of an epoch.
+        if self._execution is None:
+            return 1
+        return max(1, int(self._execution.numpy()))
+
+    def _warn_if_updates_fall_inside_executions(self):
+        steps = self._steps_in_next_call()
+        if steps == 1:
+            return
+        for schedule in {id(w.schedule): w.schedule for w in self._leaders}.values():
+            grid = [getattr(schedule, name, None) for name in ("begin_step", "frequency")]
+            if any(value is not None and value % steps for value in grid):
+                logging.warning(
+                    "tfopt.pruning: steps_per_execution=%d and schedule %r: masks change "
+                    "between Keras' calls of %d steps, so pruning steps that fall inside a "
+                    "call are applied at its start (up to %d steps early). Use begin_step "
+                    "and frequency that are multiples of %d to follow the schedule exactly.",
+                    steps, schedule, steps, steps - 1, steps)
+
+    @property
+    def step(self):
+        """The next training step to run, read from the model."""
+        return max(int(self._leaders[0].pruning_step.numpy()), 0)
 
     def on_train_batch_begin(self, batch, logs=None):
+        step, steps = self.step, self._steps_in_next_call()
         for leader, followers in self._groups:
-            unit_mask = leader.update_masks(self._step)
+            unit_mask = leader.update_masks(step, steps)
             if unit_mask is not None:
                 for follower in followers:
                     follower.apply_unit_mask(unit_mask)
 
-    def on_train_batch_end(self, batch, logs=None):
-        # Each wrapper counts its own step inside the training graph; writing
-        # them from here every batch would cost an eager assign per layer.
-        self._step += 1
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._set_step()  # re-sync (a layer shared by two calls counts twice)
-
     def on_train_end(self, logs=None):
-        self._set_step()
-
-    @property
-    def step(self):
-        """The next training step to run."""
-        return self._step
+        step = self.step
+        for leader in self._leaders:
+            final = _schedules.final_update(leader.schedule)
+            if final is not None and final[0] >= step:
+                final_step, target = final
+                logging.warning(
+                    "tfopt.pruning: training stopped at step %d, before the schedule's "
+                    "pruning step %d that reaches sparsity %.2f; %s is at sparsity %.2f. "
+                    "Train for at least %d more steps, or end the schedule earlier "
+                    "(end_step below the number of steps fit runs: epochs * steps per "
+                    "epoch).", step, final_step, target, leader.layer.name,
+                    leader.sparsity(), final_step - step + 1)
+                return
 
 
 class PruningSummaries(keras.callbacks.Callback):

@@ -7,6 +7,7 @@ gradients observe them inside the training step `fit` already runs, through
 return; ``scores`` then turns weights and that average into importances.
 """
 
+import inspect
 import zlib
 
 import numpy as np
@@ -69,8 +70,10 @@ class L2(Criterion):
 class Random(Criterion):
     """Random importance, reproducible from `seed` (a baseline for ablations).
 
-    Each weight gets fixed random scores derived from `seed` and the weight's
-    name, so repeated pruning steps remove nested sets of weights.
+    Each weight gets fixed random scores derived from `seed`, the position of
+    its layer in the model and the weight's name, so repeated pruning steps
+    remove nested sets of weights, and two identically built models pruned
+    with the same seed get the same masks (in one process or across runs).
 
     Args:
       seed: integer seed. Defaults to 0.
@@ -142,8 +145,42 @@ class Custom(Criterion):
             fn = keras.saving.deserialize_keras_object(fn)
         if not callable(fn):
             raise ValueError(f"Custom criterion needs a callable, got {fn!r}.")
+        if isinstance(decay, bool) or not isinstance(decay, (int, float)) \
+                or not 0.0 <= decay < 1.0:
+            raise ValueError(f"Custom(decay=...) must be a number in [0, 1), got {decay!r}.")
         self.fn = fn
         self.decay = float(decay)
+        self._validate_fn()
+
+    def _validate_fn(self):
+        """Calls `fn` once on a small weight, so a wrong signature fails here, not in `fit`."""
+        name = getattr(self.fn, "__name__", repr(self.fn))
+        try:
+            inspect.signature(self.fn).bind(None, None)
+        except TypeError:
+            raise ValueError(
+                f"The criterion function {name!r} must take two arguments, (weights, "
+                "gradients), and return one score per weight; its signature is "
+                f"{inspect.signature(self.fn)}."
+            ) from None
+        except ValueError:
+            pass  # builtins and C functions have no signature to check
+        weight = np.linspace(-1.0, 1.0, 12, dtype=np.float32).reshape(3, 4)
+        try:
+            result = self.fn(weight, np.zeros_like(weight))
+        except Exception as error:
+            raise ValueError(
+                f"The criterion function {name!r} failed on a test weight of shape (3, 4) "
+                f"with zero gradients: {type(error).__name__}: {error}. It is called with "
+                "two numpy arrays (weights, gradient moving average) and must return one "
+                "score per weight."
+            ) from error
+        if np.shape(result) != weight.shape:
+            raise ValueError(
+                f"The criterion function {name!r} returned scores of shape "
+                f"{np.shape(result)} for a weight of shape (3, 4); it must return one score "
+                "per weight (an array of the weight's shape)."
+            )
 
     def observe(self, weight, gradient):
         return gradient

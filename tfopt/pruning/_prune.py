@@ -65,8 +65,15 @@ def prune(model, schedule, criterion="magnitude", structure="unstructured", laye
                 + (": N:M needs an input axis divisible by M." if isinstance(structure, tuple)
                    else ": channel pruning needs output units (Dense, Conv, Embedding).")
             )
-    wrapped = []
-    pruned = _prune_level(model, schedule, criterion, structure, selected, explicit, wrapped)
+    wrapped, skipped = [], []
+    # Seeded criteria key their scores by position: identically built models get
+    # the same masks although Keras names their layers dense, dense_1, ...
+    positions = {id(layer): str(i) for i, layer in enumerate(_clone.all_layers(model))}
+    pruned = _prune_level(model, _Plan(schedule, criterion, structure, selected, explicit,
+                                       positions), wrapped, skipped)
+    if skipped:
+        logging.warning("tfopt.pruning: %d layer(s) of %r left whole:\n%s", len(skipped),
+                        model.name, "\n".join(f"  {name}: {reason}" for name, reason in skipped))
     if not wrapped:
         raise ValueError(
             f"prune found nothing to prune in {model.name!r} with structure "
@@ -80,38 +87,47 @@ def _find(model, name):
     return next(layer for layer in _clone.all_layers(model) if layer.name == name)
 
 
-def _prune_level(model, schedule, criterion, structure, selected, explicit, wrapped):
+class _Plan:
+    """The arguments of one `prune` call, shared by every model level."""
+
+    def __init__(self, schedule, criterion, structure, selected, explicit, positions):
+        self.schedule, self.criterion, self.structure = schedule, criterion, structure
+        self.selected, self.explicit, self.positions = selected, explicit, positions
+
+
+def _prune_level(model, plan, wrapped, skipped):
+    structure = plan.structure
     chosen = []
     for layer in model.layers:
         if _clone.is_graph_model(layer) or isinstance(layer, PruneWrapper):
             continue
-        if not selected(layer) or not _registry.is_supported(layer):
+        if not plan.selected(layer) or not _registry.is_supported(layer):
             continue
         if pruning_targets(layer, structure):
             chosen.append(layer.name)
         else:
-            logging.info("tfopt.pruning: %s (%s) left whole: structure %s does not apply.",
-                         layer.name, type(layer).__name__, _masks.structure_name(structure))
+            skipped.append((layer.name, f"{type(layer).__name__}: structure "
+                                        f"{_masks.structure_name(structure)!r} does not apply"))
     leaders, leader_of = set(chosen), {}
     if structure == _masks.CHANNELS:
         groups, reasons = _graph.channel_plan(model, candidates=set(chosen))
         for name, reason in reasons.items():
-            if name in explicit:
+            if name in plan.explicit:
                 raise ValueError(f"Layer {name!r} cannot be channel-pruned: {reason}. Use "
                                  "structure='unstructured' for it, or leave it out of `layers`.")
-            logging.info("tfopt.pruning: %s left whole: %s.", name, reason)
+            skipped.append((name, reason))
         leaders = set(groups)
         leader_of = {f: leader for leader, g in groups.items() for f in g.followers}
 
     def replace(layer):
         if layer.name in leaders:
-            wrapper = PruneWrapper(_clone.copy_layer(layer), schedule, criterion, structure)
+            wrapper = PruneWrapper(_clone.copy_layer(layer), plan.schedule, plan.criterion,
+                                   structure, score_key=plan.positions[id(layer)])
         elif layer.name in leader_of:
             wrapper = PruneWrapper(_clone.copy_layer(layer), structure=_masks.CHANNELS,
                                    follow=leader_of[layer.name])
         elif _clone.is_graph_model(layer):
-            return _prune_level(layer, schedule, criterion, structure, selected, explicit,
-                                wrapped), None, None
+            return _prune_level(layer, plan, wrapped, skipped), None, None
         else:
             return None
         wrapped.append(wrapper)

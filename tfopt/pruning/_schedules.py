@@ -15,6 +15,7 @@ import bisect
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
+from absl import logging
 from tensorflow_model_optimization.python.core.sparsity.keras import (
     pruning_schedule as tfmot_schedule,
 )
@@ -77,6 +78,14 @@ class PruningSchedule(ConfigEquality, tfmot_schedule.PruningSchedule):
     def at(self, step):
         raise NotImplementedError
 
+    def final_update(self):
+        """``(step, sparsity)`` of the pruning step that reaches the final sparsity.
+
+        Training that stops before this step ends below the schedule's target;
+        `UpdatePruningStep` warns when that happens.
+        """
+        raise NotImplementedError
+
     def get_config(self):
         raise NotImplementedError
 
@@ -110,6 +119,9 @@ class ConstantSparsity(PruningSchedule, tfmot_schedule.ConstantSparsity):
     def at(self, step):
         should = _in_pruning_turn(step, self.begin_step, self.end_step, self.frequency)
         return should, self.target_sparsity
+
+    def final_update(self):
+        return self.begin_step, self.target_sparsity
 
     def get_config(self):
         return {
@@ -152,8 +164,29 @@ class PolynomialDecay(PruningSchedule, tfmot_schedule.PolynomialDecay):
                 f"end_step equals begin_step ({begin_step}): a decay needs at least "
                 "one step. Use OneShot(target, step) to prune once."
             )
+        if final_sparsity < initial_sparsity:
+            raise ValueError(
+                f"final_sparsity ({final_sparsity}) is below initial_sparsity "
+                f"({initial_sparsity}): pruned weights are never restored, so the sparsity "
+                f"would stay at {initial_sparsity}. Pass final_sparsity >= initial_sparsity."
+            )
+        if isinstance(power, bool) or not isinstance(power, (int, float, np.number)) \
+                or power <= 0:
+            raise ValueError(f"power must be a positive number, got {power!r}.")
         super().__init__(float(initial_sparsity), float(final_sparsity), int(begin_step),
                          int(end_step), power, int(frequency))
+        self._warn_if_final_is_skipped()
+
+    def _warn_if_final_is_skipped(self):
+        last_step, sparsity = self.final_update()
+        if last_step != self.end_step and sparsity < self.final_sparsity - 1e-6:
+            logging.warning(
+                "PolynomialDecay(end_step=%d, frequency=%d): pruning happens every %d steps "
+                "from begin_step=%d, so the last pruning step is %d, at sparsity %.4f; "
+                "final_sparsity %.4f is never applied (tfmot's schedule does the same). Make "
+                "end_step - begin_step a multiple of frequency to reach it.",
+                self.end_step, self.frequency, self.frequency, self.begin_step, last_step,
+                sparsity, self.final_sparsity)
 
     def at(self, step):
         should = _in_pruning_turn(step, self.begin_step, self.end_step, self.frequency)
@@ -161,6 +194,11 @@ class PolynomialDecay(PruningSchedule, tfmot_schedule.PolynomialDecay):
         sparsity = self.final_sparsity + (
             self.initial_sparsity - self.final_sparsity) * (1.0 - p) ** self.power
         return should, float(sparsity)
+
+    def final_update(self):
+        turns = (self.end_step - self.begin_step) // self.frequency
+        last_step = self.begin_step + turns * self.frequency
+        return last_step, self.at(last_step)[1]
 
     def get_config(self):
         return {
@@ -195,6 +233,9 @@ class OneShot(PruningSchedule):
 
     def at(self, step):
         return step == self.step, (self.target if step >= self.step else 0.0)
+
+    def final_update(self):
+        return self.step, self.target
 
     def __call__(self, step):
         step = tf.cast(step, tf.int64)
@@ -261,6 +302,9 @@ class Iterative(PruningSchedule):
             return False, 0.0
         return step == self._starts[index], self.stages[index][0]
 
+    def final_update(self):
+        return self._starts[-1], self.stages[-1][0]
+
     def __call__(self, step):
         step = tf.cast(step, tf.int64)
         starts = tf.constant(self._starts, tf.int64)
@@ -278,6 +322,32 @@ def schedule_at(schedule, step):
         return schedule.at(step)
     should, sparsity = schedule(tf.constant(step, tf.int64))
     return bool(should), float(sparsity)
+
+
+def latest_update(schedule, step, steps=1):
+    """Sparsity of the last pruning step in [step, step + steps), or None if none prunes."""
+    for candidate in range(step + steps - 1, step - 1, -1):
+        should_prune, sparsity = schedule_at(schedule, candidate)
+        if should_prune:
+            return sparsity
+    return None
+
+
+def final_update(schedule):
+    """``(step, sparsity)`` at which a schedule reaches its final sparsity, or None.
+
+    tfopt schedules know it; tfmot's ConstantSparsity and PolynomialDecay are
+    read from their attributes; other tfmot schedules give None.
+    """
+    if isinstance(schedule, PruningSchedule):
+        return schedule.final_update()
+    if isinstance(schedule, tfmot_schedule.ConstantSparsity):
+        return schedule.begin_step, float(schedule.target_sparsity)
+    if isinstance(schedule, tfmot_schedule.PolynomialDecay):
+        turns = (schedule.end_step - schedule.begin_step) // schedule.frequency
+        last_step = schedule.begin_step + turns * schedule.frequency
+        return last_step, schedule_at(schedule, last_step)[1]
+    return None
 
 
 def get(identifier):

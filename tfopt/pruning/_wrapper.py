@@ -1,6 +1,7 @@
 """PruneWrapper: the Keras layer that masks another layer's weights while it trains."""
 
 import inspect
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -17,6 +18,18 @@ _NO_CALLBACK = (
     "callback, so its masks would never update. Pass "
     "callbacks=[tfopt.pruning.UpdatePruningStep()] to fit()."
 )
+
+
+def _plain(error):
+    """`error`, marked so AutoGraph and Keras re-raise it without kilobytes of context.
+
+    Raised while Keras traces the training step, an error would otherwise come
+    wrapped in generated-code frames and the call arguments of every layer,
+    with the one sentence that matters at the end.
+    """
+    error.ag_pass_through = True
+    error._keras_call_info_injected = True
+    return error
 
 
 def pruning_targets(layer, structure, follower=False):
@@ -71,6 +84,10 @@ class PruneWrapper(keras.layers.Wrapper):
       follow: name of a channel-pruned layer whose unit mask this layer's
         per-channel weights copy (BatchNormalization, depthwise convolution).
         Defaults to None.
+      score_key: names this layer to seeded criteria (`Random`), so that the
+        same seed gives the same scores. `prune` sets it to the layer's
+        position in the model, which identically built models share (their
+        auto-generated layer names differ). Defaults to None (the layer name).
       **kwargs: Keras layer arguments such as `name`.
 
     Example:
@@ -79,7 +96,7 @@ class PruneWrapper(keras.layers.Wrapper):
     """
 
     def __init__(self, layer, schedule=None, criterion="magnitude",
-                 structure="unstructured", follow=None, **kwargs):
+                 structure="unstructured", follow=None, score_key=None, **kwargs):
         kwargs.setdefault("name", f"prune_{layer.name}")
         super().__init__(layer, **kwargs)
         self.structure = _masks.parse_structure(structure)
@@ -94,8 +111,15 @@ class PruneWrapper(keras.layers.Wrapper):
                 raise ValueError(f"follow={follow!r} needs structure='channels', got "
                                  f"{_masks.structure_name(self.structure)!r}.")
         self.criterion = _criteria.get(criterion)
+        if score_key is not None and not isinstance(score_key, str):
+            raise TypeError(f"score_key must be a string or None, got {score_key!r}.")
+        self.score_key = score_key
         self._validate_layer()
         self._entries = []
+        # Set by UpdatePruningStep: training without it fails when Keras traces the step.
+        self.callback_attached = False
+        # Graph -> replica contexts whose training step this layer has counted.
+        self._counted_in = weakref.WeakKeyDictionary()
         self._warned_n_of_m = False
         self.supports_masking = layer.supports_masking
 
@@ -166,9 +190,11 @@ class PruneWrapper(keras.layers.Wrapper):
         # (MultiHeadAttention's value and key), passed through unchanged.
         if training is None:
             training = keras.backend.learning_phase()
-        if self.pruning_step is not None:
+        if self.pruning_step is not None and self._counts_this_call():
             if isinstance(training, (bool, int)):
                 if training:
+                    if not self.callback_attached:
+                        raise _plain(ValueError(_NO_CALLBACK))
                     self._count_step()
             else:
                 tf.cond(tf.cast(training, tf.bool), self._count_step, lambda: tf.constant(True))
@@ -189,6 +215,24 @@ class PruneWrapper(keras.layers.Wrapper):
         finally:
             for owner, attr, original in saved:
                 object.__setattr__(owner, attr, original)
+
+    def _counts_this_call(self):
+        """False for the second call of a shared layer within one traced training step.
+
+        A layer called on two inputs runs twice per step; counting both would
+        advance its schedule twice as fast. Under a distribution strategy every
+        replica traces its own call into the same graph, and each must count
+        (the step variable takes the first replica's value). Eager calls always
+        count.
+        """
+        if tf.executing_eagerly():
+            return True
+        replicas = self._counted_in.setdefault(tf.compat.v1.get_default_graph(), [])
+        replica = tf.distribute.get_replica_context()
+        if any(seen is replica for seen in replicas):
+            return False
+        replicas.append(replica)
+        return True
 
     def _count_step(self):
         """Checks that UpdatePruningStep set the step, then counts this training step."""
@@ -222,10 +266,19 @@ class PruneWrapper(keras.layers.Wrapper):
 
     # Mask updates (eager, from UpdatePruningStep) ----------------------------
 
-    def update_masks(self, step):
-        """Prunes if the schedule says so at `step`; returns the unit mask for channels."""
-        should_prune, sparsity = _schedules.schedule_at(self.schedule, step)
-        if not should_prune:
+    def update_masks(self, step, steps=1):
+        """Prunes for the schedule's steps in [step, step + steps); returns the unit mask.
+
+        Keras runs `steps_per_execution` training steps in one call and masks
+        change between calls, so the last pruning step of the coming call
+        decides the masks (the same masks as pruning at each of its steps in
+        turn, since masks only grow sparser).
+
+        Returns:
+          The new unit mask under "channels", else None.
+        """
+        sparsity = _schedules.latest_update(self.schedule, step, steps)
+        if sparsity is None:
             return None
         return self.prune_to(sparsity)
 
@@ -234,8 +287,9 @@ class PruneWrapper(keras.layers.Wrapper):
         scored = [e for e in self._entries if e.scored]
         weights = {id(e): e.variable.numpy() for e in self._entries}
         statistics = {id(e): None if e.statistic is None else e.statistic.numpy() for e in scored}
+        key = self.layer.name if self.score_key is None else self.score_key
         scores = {id(e): self.criterion.scores(weights[id(e)], statistics[id(e)],
-                                               f"{self.layer.name}/{e.target.path}")
+                                               f"{key}/{e.target.path}")
                   for e in scored}
         unit_mask = None
         if self.structure == _masks.UNSTRUCTURED:
@@ -320,6 +374,7 @@ class PruneWrapper(keras.layers.Wrapper):
             structure=(list(self.structure) if isinstance(self.structure, tuple)
                        else self.structure),
             follow=self.follow,
+            score_key=self.score_key,
         )
         return config
 
