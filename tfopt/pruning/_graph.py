@@ -44,6 +44,15 @@ def unwrap(layer):
     return layer.layer if isinstance(layer, PruneWrapper) else layer
 
 
+def tf_op_symbol(layer):
+    """The TF function a TFOpLambda layer applies ("math.multiply"), else None.
+
+    tf_keras makes these layers when TF ops meet Keras tensors (`x * 0.5`); the
+    class is private, so it is recognised by name.
+    """
+    return getattr(layer, "symbol", None) if type(layer).__name__ == "TFOpLambda" else None
+
+
 @dataclasses.dataclass
 class ChannelGroup:
     """Everything that changes when units of `leader` are removed (layer names)."""
@@ -108,6 +117,10 @@ def _zero_preserving(activation):
         return False
 
 
+def _consumes_channels(layer):
+    return isinstance(layer, _CONSUMERS) or _registry.bidirectional_rnn(layer)
+
+
 def _channels_last(layer):
     return getattr(layer, "data_format", "channels_last") == "channels_last"
 
@@ -152,7 +165,7 @@ def _walk(graph, leader):
             elif _registry.follower_spec(layer) is not None:
                 group.followers.append(consumer)
                 frontier.append(consumer)
-            elif isinstance(layer, _CONSUMERS) and _channels_last(layer):
+            elif _consumes_channels(layer) and _channels_last(layer):
                 if _grouped(layer):
                     return None, f"its channels reach grouped convolution {consumer!r}"
                 group.consumers.append(consumer)

@@ -43,18 +43,29 @@ _DEPTHWISE = tuple(getattr(_L, n) for n in ("DepthwiseConv1D", "DepthwiseConv2D"
 _CONV = (_L.Conv1D, _L.Conv2D, _L.Conv3D)
 _TRANSPOSED = tuple(getattr(_L, n) for n in ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"))
 _RNN = (_L.LSTM, _L.GRU, _L.SimpleRNN)
+# The four projections of MultiHeadAttention, EinsumDense sublayers built with it.
+_ATTENTION_PATHS = tuple(f"_{name}_dense.kernel" for name in ("query", "key", "value", "output"))
 
 SUPPORTED = (
-    "Dense, Conv1D, Conv2D, Conv3D, DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, "
-    "SeparableConv2D, Embedding, LSTM, GRU, SimpleRNN, and layers implementing "
+    "Dense, EinsumDense, Conv1D, Conv2D, Conv3D, DepthwiseConv1D, DepthwiseConv2D, "
+    "SeparableConv1D, SeparableConv2D, Embedding, LSTM, GRU, SimpleRNN, Bidirectional "
+    "(of LSTM, GRU or SimpleRNN), MultiHeadAttention, and layers implementing "
     "tfmot.sparsity.keras.PrunableLayer"
 )
 
 
 def is_supported(layer):
     """Whether tfopt can prune this layer's type."""
-    return isinstance(layer, _SEPARABLE + _DEPTHWISE + _CONV + (_L.Dense, _L.Embedding) + _RNN
-                      + (PrunableLayer,)) and not isinstance(layer, _TRANSPOSED)
+    kinds = _SEPARABLE + _DEPTHWISE + _CONV + _RNN + (
+        _L.Dense, _L.EinsumDense, _L.Embedding, _L.MultiHeadAttention, PrunableLayer)
+    return (isinstance(layer, kinds) and not isinstance(layer, _TRANSPOSED)) \
+        or bidirectional_rnn(layer)
+
+
+def bidirectional_rnn(layer):
+    """Whether `layer` is a Bidirectional wrapper around an LSTM, GRU or SimpleRNN."""
+    return isinstance(layer, _L.Bidirectional) and isinstance(layer.forward_layer, _RNN) \
+        and isinstance(layer.backward_layer, _RNN)
 
 
 def can_follow(layer):
@@ -79,12 +90,22 @@ def spec_for(layer):
         return LayerSpec((Target("kernel", unit_axis=-1, input_axis=0),), _bias(layer))
     if isinstance(layer, _L.Embedding):
         return LayerSpec((Target("embeddings", unit_axis=-1),))
+    if isinstance(layer, _L.EinsumDense):
+        return LayerSpec((Target("kernel"),))
     if isinstance(layer, _RNN):
-        return LayerSpec((Target("cell.kernel", input_axis=0),
-                          Target("cell.recurrent_kernel", input_axis=0)))
+        return LayerSpec(_rnn_targets(""))
+    if bidirectional_rnn(layer):
+        return LayerSpec(_rnn_targets("forward_layer.") + _rnn_targets("backward_layer."))
+    if isinstance(layer, _L.MultiHeadAttention):
+        return LayerSpec(tuple(Target(path) for path in _ATTENTION_PATHS))
     if isinstance(layer, PrunableLayer):
         return LayerSpec(tuple(Target(path) for path in _custom_paths(layer)))
     return None
+
+
+def _rnn_targets(prefix):
+    return (Target(f"{prefix}cell.kernel", input_axis=0),
+            Target(f"{prefix}cell.recurrent_kernel", input_axis=0))
 
 
 def follower_spec(layer):
@@ -117,12 +138,31 @@ def _custom_paths(layer):
 
 
 def resolve(layer, path):
-    """(owner object, attribute name) of a dotted attribute path."""
+    """(owner object, attribute name) of a dotted attribute path.
+
+    MultiHeadAttention creates its projections' weights on its first call; they
+    are created here when needed, so a fresh copy can be masked before it runs.
+    """
+    if isinstance(layer, _L.MultiHeadAttention) and path in _ATTENTION_PATHS:
+        _build_attention(layer)
     owner = layer
     *parents, attr = path.split(".")
     for name in parents:
         owner = getattr(owner, name)
     return owner, attr
+
+
+def _build_attention(layer):
+    query = getattr(layer, "_query_shape", None)
+    if query is None or layer._output_dense.built:
+        return  # never called (no sublayers yet), or built already
+    value = layer._value_shape
+    key = layer._key_shape if layer._key_shape is not None else value
+    attended = query[:-1].concatenate([layer._num_heads, layer._value_dim])
+    for dense, shape in ((layer._query_dense, query), (layer._key_dense, key),
+                         (layer._value_dense, value), (layer._output_dense, attended)):
+        if not dense.built:
+            dense.build(shape)
 
 
 def has_weights(layer):

@@ -159,6 +159,8 @@ def _input_cuts(layer, kept):
         return [("depthwise_kernel", -2, kept), ("pointwise_kernel", -2, pointwise)]
     if isinstance(layer, _RNN):
         return [("cell.kernel", 0, kept)]
+    if isinstance(layer, _L.Bidirectional):
+        return [("forward_layer.cell.kernel", 0, kept), ("backward_layer.cell.kernel", 0, kept)]
     return [("kernel", -2, kept)]  # Conv1D/2D/3D
 
 
