@@ -77,3 +77,67 @@ def test_unknown_spatial_size_is_an_error():
     model = _single(L.Conv1D(2, 3), (None, 4))
     with pytest.raises(ValueError, match="fully known shapes.*keras.Input"):
         pruning.count_flops(model)
+
+
+def _merge(merge, count, shape=(4, 6)):
+    inputs = keras.Input(shape)
+    return keras.Model(inputs, merge([inputs] * count))
+
+
+@pytest.mark.parametrize("build, expected", [
+    pytest.param(lambda: _single(L.EinsumDense("abc,cd->abd", output_shape=(None, 7),
+                                               bias_axes="d"), (5, 4)),
+                 5 * 7 * (2 * 4 + 1), id="einsum_dense"),  # 5x7 outputs: 4 products, a bias
+    pytest.param(lambda: _single(L.EinsumDense("...b,bc->...c", output_shape=7), (5, 4)),
+                 5 * 7 * 2 * 4, id="einsum_dense_ellipsis"),
+    pytest.param(lambda: _single(L.LayerNormalization(), (4, 6)), 7 * 24, id="layer_norm"),
+    pytest.param(lambda: _single(L.LayerNormalization(center=False, scale=False), (4, 6)),
+                 5 * 24, id="layer_norm_plain"),
+    pytest.param(lambda: _single(L.Bidirectional(L.GRU(3)), (5, 2)),
+                 2 * 5 * (2 * (2 + 3) * 9 + 2 * 9), id="bidirectional_gru"),
+    pytest.param(lambda: _merge(L.Add(), 3), 2 * 24, id="add_three"),
+    pytest.param(lambda: _merge(L.Multiply(), 2), 24, id="multiply"),
+    pytest.param(lambda: _merge(L.Average(), 2), 2 * 24, id="average"),  # an add, a division
+    pytest.param(lambda: _merge(L.Concatenate(), 2), 0, id="concatenate"),
+    pytest.param(lambda: _merge(lambda xs: xs[0] * 0.5 + xs[1], 2), 2 * 24, id="tf_ops"),
+])
+def test_other_layers(build, expected):
+    assert pruning.count_flops(build()) == expected
+
+
+def test_multi_head_attention():
+    inputs = keras.Input((4, 6))
+    model = keras.Model(inputs, L.MultiHeadAttention(2, 3)(inputs, inputs))
+    projection = 4 * 2 * 3 * (2 * 6 + 1)  # query, key, value: 6 features -> 2 heads x 3
+    output = 4 * 6 * (2 * 2 * 3 + 1)  # 2 heads x 3 -> 6 features
+    attention = 2 * (4 * 4 * 2) * (3 + 3)  # scores and weighted values: 4x4 pairs per head
+    assert pruning.count_flops(model) == 3 * projection + output + attention
+
+
+def _profiled_flops(model):
+    """FLOPs TensorFlow's profiler finds in the model's inference graph (batch 1)."""
+    import tensorflow as tf
+    from tensorflow.python.framework import convert_to_constants
+
+    spec = tf.TensorSpec((1,) + tuple(model.input_shape[1:]), model.inputs[0].dtype)
+    function = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    graph = convert_to_constants.convert_variables_to_constants_v2(function).graph
+    builder = tf.compat.v1.profiler.ProfileOptionBuilder
+    options = builder(builder.float_operation()).with_empty_output().build()
+    return tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops
+
+
+def _residual_squeeze_excite():
+    inputs = keras.Input((6, 6, 4))
+    x = L.Conv2D(4, 3, padding="same")(inputs)
+    gate = L.Dense(4)(L.GlobalAveragePooling2D(keepdims=True)(x))
+    x = L.Multiply()([x, gate])
+    x = L.Add()([inputs, x * 0.5])
+    return keras.Model(inputs, L.Dense(3)(L.Conv1D(5, 2)(L.Reshape((36, 4))(x))))
+
+
+def test_count_agrees_with_tensorflow_profiler():
+    # Matmuls, convolutions, bias adds, the mean of global pooling and
+    # element-wise arithmetic (merge layers and TF ops) all count the same.
+    model = _residual_squeeze_excite()
+    assert pruning.count_flops(model) == _profiled_flops(model)
