@@ -12,7 +12,11 @@ Run: python examples/distill_digits.py   (or `make demo`)
 import os
 import tempfile
 
-import tfopt  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+import tfopt_quiet  # before tfopt: hides TensorFlow's start-up log lines
+
+tfopt_quiet.silence_tensorflow()  # TFOPT_VERBOSE=1 shows them
+
+import tfopt  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
 
 import numpy as np
 import tf_keras as keras

@@ -7,7 +7,11 @@ parameters and gzip size before and after.
 Run: python examples/prune_digits.py   (or `make demo`)
 """
 
-import tfopt  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+import tfopt_quiet  # before tfopt: hides TensorFlow's start-up log lines
+
+tfopt_quiet.silence_tensorflow()  # TFOPT_VERBOSE=1 shows them
+
+import tfopt  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
 
 import numpy as np
 import tf_keras as keras

@@ -11,7 +11,11 @@ Run: python examples/quantize_digits.py   (or `make demo`)
 import os
 import tempfile
 
-import tfopt  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+import tfopt_quiet  # before tfopt: hides TensorFlow's start-up log lines
+
+tfopt_quiet.silence_tensorflow()  # TFOPT_VERBOSE=1 shows them
+
+import tfopt  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
 
 import tf_keras as keras
 from absl import app
