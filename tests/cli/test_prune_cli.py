@@ -1,40 +1,115 @@
+"""Tests of tfopt-prune: help, exit statuses, one-line errors, quiet output, a real run.
+
+Most cases run the tool in this process (`prune.run(argv)`); a few start the
+installed console script, as a user does, for what only a process shows:
+the help a console script prints, exit statuses and TensorFlow's log noise.
+"""
+
 import os
-import subprocess
 import sys
 
+import pytest
 import tf_keras as keras
 
-from tests.conftest import compile_model, small_cnn
+from tests.cli.conftest import console_script
+from tests.cli.conftest import noise_in
+from tests.cli.conftest import run_process
+from tfopt.cli import prune
+
+FLAG_NAMES = ("model", "output", "data", "sparsity", "structure", "criterion", "epochs",
+              "batch_size", "learning_rate", "from_logits", "shrink")
 
 
-def _run(*args):
-    return subprocess.run([sys.executable, "-m", "tfopt.cli.prune", *args],
-                          capture_output=True, text=True, timeout=300)
+@pytest.fixture
+def output(tmp_path):
+    return str(tmp_path / "out" / "pruned.keras")
 
 
-def test_prunes_shrinks_and_writes_a_loadable_model(tmp_path, digits):
-    x, y = digits
-    model = compile_model(small_cnn())
-    model.fit(x, y, epochs=1, verbose=0)
-    source, output = str(tmp_path / "model.keras"), str(tmp_path / "out" / "small.keras")
-    model.save(source)
-    result = _run(f"--model={source}", f"--output={output}", "--sparsity=0.5",
-                  "--structure=channels", "--shrink", "--epochs=1")
+@pytest.mark.parametrize("args,message", [
+    ([], "missing --model and --output: the tool reads a model from --model"),
+    (["--model={model}"], "missing --output"),
+    (["--model={model}", "--output={output}", "extra"], "unexpected arguments ['extra']"),
+    (["--model={model}", "--output={output}", "--sparsity=1.5"],
+     "flag --sparsity=1.5: must be in [0, 1)"),
+    (["--model={model}", "--output={output}", "--structure=foo"],
+     "flag --structure=foo: use 'unstructured', 'channels', or N:M"),
+    (["--model={model}", "--output={output}", "--structure=2:x"], "flag --structure=2:x: use"),
+    (["--model={model}", "--output={output}", "--structure=4:2"], "with 0 < N < M"),
+    (["--model={model}", "--output={output}", "--learning_rate=0"],
+     "flag --learning_rate=0.0: must be above 0"),
+    (["--model={model}", "--output={output}", "--shrink"], "--shrink needs --structure=channels"),
+    (["--model={directory}", "--output={output}"], "is a directory, not a model file"),
+    (["--model={model}", "--output={output}", "--data={wrong_shape}"],
+     "x_train has shape (40, 28, 28, 1); the model takes (batch, 8, 8, 1)"),
+    (["--model={model}", "--output={output}", "--data={labels_out_of_range}"],
+     "y_train holds labels 10..19, but the model outputs 10 classes"),
+    (["--model={model}", "--output={output}", "--data={length_mismatch}"],
+     "y_train holds 30 labels for 40 examples"),
+    (["--model={model}", "--output={output}", "--data={object_arrays}"],
+     "x_train holds Python objects"),
+    (["--model={model}", "--output={directory}/pruned.h5"], "must end in .keras"),
+])
+def test_usage_errors_exit_2_with_one_line_and_write_nothing(run_tool, tool_files, output,
+                                                             args, message):
+    args = [arg.format(output=output, **tool_files) for arg in args]
+    code, stdout, stderr = run_tool(prune.run, *args)
+    assert code == 2
+    assert stderr.startswith("tfopt-prune: error: ") and stderr.count("\n") == 1
+    assert message in stderr
+    assert stdout == ""  # refused before any training
+    assert not os.path.exists(os.path.dirname(output))
+
+
+def test_diverging_training_exits_1_and_writes_nothing(run_tool, tool_files, output):
+    code, _, stderr = run_tool(prune.run, f"--model={tool_files['model']}", f"--output={output}",
+                               f"--data={tool_files['ok']}", "--learning_rate=1e30",
+                               "--batch_size=8", "--epochs=1")
+    assert code == 1
+    assert stderr.startswith("tfopt-prune: error: training diverged: ")
+    assert "nothing was written. Try a lower --learning_rate (now 1e+30)." in stderr
+    assert not os.path.exists(os.path.dirname(output))
+
+
+def test_console_script_help_lists_the_tools_flags_quietly():
+    result = run_process([console_script("tfopt-prune"), "--help"])
+    assert result.stdout.startswith("tfopt-prune: prune a saved Keras model")
+    for name in FLAG_NAMES:
+        assert f"--{name}" in result.stdout or f"--[no]{name}" in result.stdout, name
+    assert "TFOPT_VERBOSE=1" in result.stdout  # how to see TensorFlow's logs again
+    assert noise_in(result.stderr) == [] and result.stderr == ""
+
+
+def test_console_script_helpfull_still_lists_every_flag():
+    result = run_process([console_script("tfopt-prune"), "--helpfull"])
+    assert "--sparsity: Final sparsity" in result.stdout
+    assert "absl.app:" in result.stdout and "--helpfull" in result.stdout
+
+
+def test_module_help_lists_the_tools_flags():
+    result = run_process([sys.executable, "-m", "tfopt.cli.prune", "--help"])
+    for name in ("model", "output", "sparsity", "structure", "criterion"):
+        assert f"--{name}:" in result.stdout, name
+
+
+def test_console_script_usage_error_exits_2_with_one_line(tool_files, output):
+    result = run_process([console_script("tfopt-prune"), f"--model={tool_files['model']}",
+                          f"--output={output}", f"--data={tool_files['labels_out_of_range']}"])
+    assert result.returncode == 2
+    assert result.stderr.startswith("tfopt-prune: error: --data=") and \
+        result.stderr.count("\n") == 1, result.stderr
+    assert not os.path.exists(os.path.dirname(output))
+
+
+def test_console_script_prunes_shrinks_and_writes_quietly(tool_files, digits, tmp_path):
+    output = str(tmp_path / "out" / "small.keras")
+    result = run_process([console_script("tfopt-prune"), f"--model={tool_files['model']}",
+                          f"--output={output}", "--sparsity=0.5", "--structure=channels",
+                          "--shrink", "--epochs=1"])
     assert result.returncode == 0, result.stderr[-2000:]
     assert "accuracy:" in result.stdout and f"wrote {output}" in result.stdout
+    assert noise_in(result.stderr) == [], result.stderr
     small = keras.models.load_model(output)
-    assert small.count_params() < model.count_params()
+    original = keras.models.load_model(tool_files["model"])
+    assert small.count_params() < original.count_params()
     assert small.get_layer("hidden").units == 8
-    assert [f for f in os.listdir(tmp_path / "out")] == ["small.keras"]  # no temporary left
-
-
-def test_bad_flags_are_explained(tmp_path):
-    result = _run("--model=missing.keras", f"--output={tmp_path / 'x.keras'}")
-    assert result.returncode != 0 and "--model='missing.keras' does not exist" in result.stderr
-    model = str(tmp_path / "m.keras")
-    small_cnn().save(model)
-    result = _run(f"--model={model}", f"--output={tmp_path / 'x.h5'}")
-    assert result.returncode != 0 and "must end in .keras" in result.stderr
-    result = _run(f"--model={model}", f"--output={tmp_path / 'x.keras'}", "--shrink")
-    assert result.returncode != 0 and "--shrink needs --structure=channels" in result.stderr
-    assert not (tmp_path / "x.keras").exists()
+    assert os.listdir(tmp_path / "out") == ["small.keras"]  # no temporary left
