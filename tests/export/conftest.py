@@ -1,5 +1,8 @@
 """Fixtures for export tests: a small trained digits CNN and its files in every mode."""
 
+import contextlib
+import signal
+
 import numpy as np
 import pytest
 import tf_keras as keras
@@ -58,3 +61,21 @@ def tensor_dtypes(path):
     return ([np.dtype(d["dtype"]) for d in interpreter.get_input_details()],
             [np.dtype(d["dtype"]) for d in interpreter.get_output_details()],
             {np.dtype(d["dtype"]) for d in interpreter.get_tensor_details()})
+
+
+@contextlib.contextmanager
+def time_limit(seconds):
+    """Raises TimeoutError in the block after `seconds`, so a call that once hung
+    (quantize on some Functional models, an endless tf.data pipeline) fails its
+    test instead of stopping the suite. Main thread only (SIGALRM)."""
+
+    def expire(*unused):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

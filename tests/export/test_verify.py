@@ -60,10 +60,10 @@ def test_one_hot_labels_and_optional_parts(tflite_files, trained_cnn, digits_spl
 def test_bad_arguments_are_explained(tflite_files, tmp_path, digits_split):
     _, (x_test, y_test) = digits_split
     path = tflite_files["float32"]
-    with pytest.raises(ValueError, match=r"x has shape \(360, 64\); .* takes examples shaped "
-                       r"\(8, 8, 1\)"):
+    with pytest.raises(ValueError, match=r"x has a batch of shape \(360, 64\); the model's input "
+                       r"'[\w:]+' is \(None, 8, 8, 1\)"):
         export.verify_tflite(path, x_test.reshape(-1, 64))
-    with pytest.raises(ValueError, match="y has 10 labels for 360 examples"):
+    with pytest.raises(ValueError, match="y has 10 labels for 360 examples; give one label per"):
         export.verify_tflite(path, x_test, y_test[:10])
     with pytest.raises(ValueError, match="no file at"):
         export.verify_tflite(str(tmp_path / "missing.tflite"), x_test)

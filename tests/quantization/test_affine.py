@@ -1,8 +1,5 @@
 """Affine layers (Rescaling, Normalization, lone BatchNormalization) in Functional models."""
 
-import contextlib
-import signal
-
 import numpy as np
 import pytest
 import tensorflow_model_optimization as tfmot
@@ -12,24 +9,9 @@ from tfopt import export
 from tfopt import quantization
 from tests.conftest import max_abs_diff
 from tests.export.conftest import tensor_dtypes
+from tests.export.conftest import time_limit
 
 L = keras.layers
-
-
-@contextlib.contextmanager
-def _time_limit(seconds):
-    """Fails the test instead of hanging the suite (quantize once looped forever here)."""
-
-    def expire(*unused):
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _functional_with_affine_layers(seed=0):
@@ -58,7 +40,7 @@ def _wrapped(model):
 def test_functional_model_with_unfoldable_affine_layers_quantizes_and_converts(digits, tmp_path):
     x, _ = digits
     model = _functional_with_affine_layers()
-    with _time_limit(60):
+    with time_limit(60):
         q = quantization.quantize(model, representative_data=x[:256])
     wrapped = _wrapped(q)
     for name in ("rescale", "lone_bn"):
@@ -85,7 +67,7 @@ def test_only_layers_with_an_offset_get_a_second_layer(layer, split):
     inputs = keras.Input((4,))
     model = keras.Model(inputs, L.Dense(2, name="d")(layer(inputs)))
     x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
-    with _time_limit(60):
+    with time_limit(60):
         q = quantization.quantize(model, representative_data=x)
     assert ("a_offset" in _wrapped(q)) == split
     float_copy = keras.Model(q.inputs, q.get_layer("quant_a_offset" if split else "quant_a").output)

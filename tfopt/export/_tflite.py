@@ -10,6 +10,7 @@ import tensorflow_model_optimization as tfmot
 from absl import logging
 from ai_edge_litert.interpreter import Interpreter
 
+from tfopt import _data
 from tfopt import _files
 from tfopt.export import _inputs
 from tfopt.export._verify import verify_tflite
@@ -91,7 +92,7 @@ def tflite(model, path, mode="float32", representative_data=None, sparsity=False
     calibration = None
     if representative_data is not None:
         spec = _inputs.input_spec(model, "representative_data")
-        calibration = _inputs.validate_examples(representative_data, spec, "representative_data")
+        calibration = _data.validate_examples(representative_data, spec, "representative_data")
     quantization_aware = _is_quantization_aware(model)
     _validate_calibration(mode, calibration, quantization_aware)
     if verify is not None:
@@ -138,9 +139,9 @@ def _validate_verify(verify, model):
         raise ValueError(f"verify must be a pair (x, y) with y possibly None, got "
                          f"{type(verify).__name__}.")
     x, y = verify
-    x = _inputs.validate_examples(np.asarray(x), _inputs.input_spec(model, "verify"), "verify x")
-    if y is not None and len(y) != len(x):
-        raise ValueError(f"verify has {len(x)} examples but {len(y)} labels.")
+    x = _data.validate_examples(x, _inputs.input_spec(model, "verify"), "verify x")
+    if y is not None:
+        y = _data.validate_labels(y, len(x), "verify y")
     return x, y
 
 

@@ -3,8 +3,10 @@
 import os
 
 import numpy as np
+import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
+from tfopt import _data
 from tfopt import measure
 
 
@@ -51,7 +53,8 @@ def verify_tflite(path, x, y=None, reference=None, num_threads=1, latency_runs=1
     interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
     interpreter.allocate_tensors()
     source, target = _single_io(interpreter, path)
-    x = _validate_x(x, source, path)
+    x = _data.validate_examples(x, _file_input_spec(source), "x")
+    labels = None if y is None else _data.validate_labels(y, len(x), "y")
     outputs = _run(interpreter, source, target, x)
 
     raw, compressed = measure.file_size(path)
@@ -59,8 +62,8 @@ def verify_tflite(path, x, y=None, reference=None, num_threads=1, latency_runs=1
     if latency_runs:
         figures["latency_ms"] = measure.tflite_latency(interpreter, runs=latency_runs, warmup=10)
     classifier = outputs.ndim >= 2 and outputs.shape[-1] >= 2
-    if y is not None:
-        labels = _validate_labels(y, outputs)
+    if labels is not None:
+        labels = _class_ids(labels, outputs)
         if classifier:
             figures["accuracy"] = _top1(outputs, labels)
     if reference is not None:
@@ -71,7 +74,7 @@ def verify_tflite(path, x, y=None, reference=None, num_threads=1, latency_runs=1
         figures["max_abs_diff"] = float(np.max(np.abs(outputs - expected)))
         if classifier:
             figures["agreement"] = _top1(outputs, np.argmax(expected, axis=-1))
-            if y is not None:
+            if labels is not None:
                 figures["reference_accuracy"] = _top1(expected, labels)
     return figures
 
@@ -90,19 +93,15 @@ def _single_io(interpreter, path):
     return source, interpreter.get_output_details()[0]
 
 
-def _validate_x(x, source, path):
-    x = np.asarray(x)
-    expected = tuple(int(d) for d in source["shape"][1:])
-    if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != expected or len(x) == 0:
-        raise ValueError(f"x has shape {x.shape}; {path!r} takes examples shaped {expected} "
-                         f"(x must be (n, {', '.join(map(str, expected))}) with n >= 1).")
-    return x
+def _file_input_spec(source):
+    """The file's input as the Keras model took it: float where the file quantizes it."""
+    scale, _ = source["quantization"]
+    dtype = np.float32 if scale else np.dtype(source["dtype"])
+    return tf.TensorSpec([None, *(int(d) for d in source["shape"][1:])], dtype,
+                         name=source["name"])
 
 
-def _validate_labels(y, outputs):
-    labels = np.asarray(y)
-    if len(labels) != len(outputs):
-        raise ValueError(f"y has {len(labels)} labels for {len(outputs)} examples.")
+def _class_ids(labels, outputs):
     if labels.ndim == 2 and labels.shape[1] == outputs.shape[-1] and labels.shape[1] > 1:
         return np.argmax(labels, axis=-1)  # one-hot
     return labels.reshape(len(labels))

@@ -68,8 +68,6 @@ def _observing():
 
 
 def _batches(data, batch_size=64):
-    if isinstance(data, tf.data.Dataset):
-        return data
     if isinstance(data, list):
         data = tuple(data)
     return tf.data.Dataset.from_tensor_slices(data).batch(batch_size)
@@ -80,8 +78,8 @@ def calibrate(model, data):
 
     Args:
       model: a model returned by `quantize`.
-      data: model inputs: an array (or a list/dict of arrays for several
-        inputs), or a ``tf.data.Dataset`` of input batches.
+      data: model inputs as `tfopt._data.validate_examples` returns them: an
+        array, or a list/dict of arrays for several inputs.
     """
     with _observing():
         for batch in _batches(data):

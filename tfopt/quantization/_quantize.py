@@ -8,6 +8,7 @@ from tensorflow_model_optimization.python.core.quantization.keras import (
 )
 
 from tfopt import _clone
+from tfopt import _data
 from tfopt.quantization import _affine
 from tfopt.quantization import _calibrate
 from tfopt.quantization import _lookup
@@ -62,7 +63,9 @@ def quantize(model, scheme="int8", layers=None, int8_layers="first_last",
         ``tfmot.quantization.keras.QuantizeConfig`` (register custom classes
         with ``keras.utils.register_keras_serializable``). Defaults to None.
       representative_data: a few hundred typical inputs (array, list/dict of
-        arrays, or a ``tf.data.Dataset`` of batches). If given, every
+        arrays, or a ``tf.data.Dataset`` or other iterable of batches, read up
+        to 1,000 examples), checked against the model's inputs: shapes, dtypes,
+        and finite values (one NaN would make every range NaN). If given, every
         activation range starts at the range seen on them, so the QAT model
         starts with the predictions of post-training quantization; without it
         tfmot's starting ranges ([-6, 6], input [0, 0]) apply until training
@@ -77,6 +80,9 @@ def quantize(model, scheme="int8", layers=None, int8_layers="first_last",
       >>> q.fit(x, y, epochs=2)
     """
     _clone.validate_model(model, "quantize")
+    if representative_data is not None:
+        representative_data = _data.validate_examples(
+            representative_data, _data.input_specs(model), "representative_data")
     base, weight_quantizer = _lookup.resolve_scheme(scheme)
     flat = _clone.flatten(model) if _clone.has_nested_models(model) else model
     configs = _validate_configs(flat, quantize_configs)
