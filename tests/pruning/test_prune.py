@@ -235,6 +235,18 @@ def test_random_masks_equal_across_identically_built_models_with_auto_names():
     assert not np.array_equal(masks[0][0], masks[0][1])
 
 
+def test_pruning_a_model_being_pruned_says_what_to_do():
+    pruned = pruning.prune(small_cnn(), pruning.OneShot(0.5))
+    with pytest.raises(ValueError, match=r"already being pruned \(it has PruneWrapper layers\)"
+                                         r".*strip\(model\) first"):
+        pruning.prune(pruned, pruning.OneShot(0.8))
+
+
+def test_strip_of_a_plain_model_says_it_changed_nothing(caplog):
+    pruning.strip(small_cnn())
+    assert "found no PruneWrapper layers; it returns an unchanged copy" in caplog.text
+
+
 def test_layers_left_whole_are_reported_at_warning_level(caplog):
     pruning.prune(small_cnn(), pruning.OneShot(0.5), structure="channels")
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]

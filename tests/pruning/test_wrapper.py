@@ -141,6 +141,17 @@ def test_pruning_summaries_validate_update_freq():
         pruning.PruningSummaries("logs", update_freq=0)
 
 
+def test_wrapper_needs_a_layer():
+    with pytest.raises(TypeError, match="PruneWrapper wraps a tf_keras layer, got 'dense'"):
+        pruning.PruneWrapper("dense", pruning.OneShot(0.5))
+
+
+@pytest.mark.parametrize("log_dir", [None, "", 3])
+def test_pruning_summaries_need_a_log_dir(log_dir):
+    with pytest.raises(ValueError, match="log_dir must be a directory path"):
+        pruning.PruningSummaries(log_dir)
+
+
 def test_unsupported_layer_cannot_be_wrapped():
     with pytest.raises(ValueError, match="Layer 'norm' of type LayerNormalization cannot be pruned"):
         pruning.PruneWrapper(L.LayerNormalization(name="norm"), pruning.OneShot(0.5))

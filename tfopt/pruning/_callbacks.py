@@ -1,5 +1,7 @@
 """Callbacks that drive pruning inside `fit`."""
 
+import os
+
 import tensorflow as tf
 import tf_keras as keras
 from absl import logging
@@ -134,7 +136,10 @@ class PruningSummaries(keras.callbacks.Callback):
         if update_freq != "epoch" and not (isinstance(update_freq, int) and update_freq > 0):
             raise ValueError(f"update_freq must be 'epoch' or a positive number of steps, "
                              f"got {update_freq!r}.")
-        self.log_dir = str(log_dir)
+        if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
+            raise ValueError(f"log_dir must be a directory path for the TensorBoard event "
+                             f"files, got {log_dir!r}.")
+        self.log_dir = os.fspath(log_dir)
         self.update_freq = update_freq
         self._writer = None
 

@@ -47,6 +47,11 @@ def prune(model, schedule, criterion="magnitude", structure="unstructured", laye
       >>> pruned.fit(x, y, callbacks=[UpdatePruningStep()])
     """
     _clone.validate_model(model, "prune")
+    if wrappers(model):
+        raise ValueError(
+            f"{model.name!r} is already being pruned (it has PruneWrapper layers). Train it "
+            "with callbacks=[UpdatePruningStep()], or call tfopt.pruning.strip(model) first "
+            "to prune the stripped model again with a new schedule.")
     schedule = _schedules.get(schedule)
     criterion = _criteria.get(criterion)
     structure = _masks.parse_structure(structure)
@@ -153,6 +158,9 @@ def strip(model):
       >>> plain.save("model.keras")
     """
     _clone.validate_model(model, "strip")
+    if not wrappers(model):
+        logging.warning("tfopt.pruning: strip(%r) found no PruneWrapper layers; it returns an "
+                        "unchanged copy.", model.name)
 
     def replace(layer):
         if not isinstance(layer, PruneWrapper):

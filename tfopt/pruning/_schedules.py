@@ -32,14 +32,22 @@ def _validate_sparsity(value, name):
         )
 
 
+def _is_integer(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _validate_step(value, name):
+    if not _is_integer(value):
+        raise ValueError(f"{name} must be an integer, got {value!r}.")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}.")
+
+
 def _validate_steps(begin_step, end_step, frequency, allow_endless):
-    for name, value in (("begin_step", begin_step), ("frequency", frequency)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+    _validate_step(begin_step, "begin_step")
+    for name, value in (("frequency", frequency), ("end_step", end_step)):
+        if not _is_integer(value):
             raise ValueError(f"{name} must be an integer, got {value!r}.")
-    if not isinstance(end_step, (int, np.integer)) or isinstance(end_step, bool):
-        raise ValueError(f"end_step must be an integer, got {end_step!r}.")
-    if begin_step < 0:
-        raise ValueError(f"begin_step must be >= 0, got {begin_step}.")
     if frequency <= 0:
         raise ValueError(
             f"frequency must be a positive number of steps, got {frequency}."
@@ -227,7 +235,7 @@ class OneShot(PruningSchedule):
 
     def __init__(self, target, step=0):
         _validate_sparsity(target, "target")
-        _validate_steps(step, -1, 1, allow_endless=True)
+        _validate_step(step, "step")
         self.target = float(target)
         self.step = int(step)
 
@@ -266,7 +274,7 @@ class Iterative(PruningSchedule):
 
     def __init__(self, stages, begin_step=0):
         self.stages = self._validate_stages(stages)
-        _validate_steps(begin_step, -1, 1, allow_endless=True)
+        _validate_step(begin_step, "begin_step")
         self.begin_step = int(begin_step)
         self._starts = [self.begin_step]
         for _, hold in self.stages[:-1]:
@@ -275,7 +283,10 @@ class Iterative(PruningSchedule):
     @staticmethod
     def _validate_stages(stages):
         try:
-            stages = [(float(s), int(h)) for s, h in stages]
+            stages = [(float(s), h) for s, h in stages]
+            if not all(_is_integer(h) for _, h in stages):
+                raise TypeError("hold_steps must be integers")
+            stages = [(s, int(h)) for s, h in stages]
         except (TypeError, ValueError):
             raise ValueError(
                 f"stages must be a list of (sparsity, hold_steps) pairs, got {stages!r}. "

@@ -97,6 +97,11 @@ class PruneWrapper(keras.layers.Wrapper):
 
     def __init__(self, layer, schedule=None, criterion="magnitude",
                  structure="unstructured", follow=None, score_key=None, **kwargs):
+        if not isinstance(layer, keras.layers.Layer):
+            raise TypeError(f"PruneWrapper wraps a tf_keras layer, got {layer!r} "
+                            f"({type(layer).__name__}). Pass a layer such as "
+                            "keras.layers.Dense(8), or prune a whole model with "
+                            "tfopt.pruning.prune(model, schedule).")
         kwargs.setdefault("name", f"prune_{layer.name}")
         super().__init__(layer, **kwargs)
         self.structure = _masks.parse_structure(structure)
