@@ -147,18 +147,19 @@ def _nan_x():
 
 @pytest.mark.parametrize("x,y,message", [
     (np.zeros((6, 28, 28, 1)), _Y,
-     r"x_train has shape \(6, 28, 28, 1\); the model takes \(batch, 8, 8, 1\)"),
-    (np.zeros((6, 64)), _Y, r"x_train has shape \(6, 64\)"),
-    (np.full((6, 8, 8, 1), "a"), _Y, "x_train has dtype <U1; give numbers"),
+     r"x_train has a batch of shape \(6, 28, 28, 1\); the model's input .* is "
+     r"\(None, 8, 8, 1\)"),
+    (np.zeros((6, 64)), _Y, r"x_train has a batch of shape \(6, 64\)"),
+    (np.full((6, 8, 8, 1), "a"), _Y, "x_train holds <U1 values, not numbers"),
     (_X[:0], _Y[:0], "x_train holds no examples"),
-    (_nan_x(), _Y, "x_train holds 1 NaN or infinite values"),
+    (_nan_x(), _Y, r"x_train holds 1 non-finite value\(s\) \(NaN or infinity\)"),
     (_X, _Y + 5, r"y_train holds labels 5\.\.10, but the model outputs 10 classes "
                  r"\(labels 0\.\.9\).*last layer has 11 units"),
     (_X, _Y - 1, r"y_train holds labels -1\.\.4"),
     (_X, _Y + 0.5, "y_train has dtype float64 with values that are not whole numbers"),
     (_X, np.eye(10)[_Y], r"y_train has shape \(6, 10\); give one integer class label per "
                          r"example, shape \(6,\) \(from one-hot labels: y.argmax\(-1\)\)"),
-    (_X, _Y[:4], "y_train holds 4 labels for 6 examples"),
+    (_X, _Y[:4], "y_train has 4 labels for 6 examples"),
 ])
 def test_data_that_does_not_fit_the_model_is_explained(classifier, x, y, message):
     with pytest.raises(UsageError, match="--data='d.npz': " + message):
@@ -166,8 +167,15 @@ def test_data_that_does_not_fit_the_model_is_explained(classifier, x, y, message
 
 
 def test_test_split_is_checked_too(classifier):
-    with pytest.raises(UsageError, match=r"x_test has shape \(6, 9, 9, 1\)"):
+    with pytest.raises(UsageError, match=r"x_test has a batch of shape \(6, 9, 9, 1\)"):
         _inputs.fit_data(classifier, (_X, _Y), (np.zeros((6, 9, 9, 1)), _Y), given="d")
+
+
+def test_integer_inputs_are_cast_to_the_models_float_input(classifier):
+    """uint8 pixels in an .npz are common; fit casts them, and so does the check."""
+    (x, _), _ = _inputs.fit_data(classifier, (np.zeros((6, 8, 8, 1), np.uint8), _Y), (_X, _Y),
+                                 given="d")
+    assert x.dtype == np.float32
 
 
 def test_fitting_data_comes_back_with_int64_labels(classifier):

@@ -15,6 +15,7 @@ import zipfile
 import numpy as np
 import tf_keras as keras
 
+from tfopt import _data
 from tfopt import datasets
 from tfopt.cli._app import UsageError
 
@@ -180,47 +181,43 @@ def _read_array(data, key, given):
 def fit_data(model, train, test, given):
     """(x_train, y_train), (x_test, y_test) checked against `model`, labels as int64.
 
-    Inputs must be finite numbers shaped like the model's input; labels one
-    integer class per example, within the model's output classes.
+    Inputs follow the rules every tfopt entry point applies to examples
+    (tfopt._data: shaped like the model's input, numbers, finite, at least
+    one); labels must be one integer class per example, within the model's
+    output classes.
     """
-    shape = tuple(model.input_shape)
+    spec = _data.input_specs(model)
     classes = model.output_shape[-1]
     checked = []
     for split, (x, y) in (("train", train), ("test", test)):
-        x = _validate_inputs(np.asarray(x), shape, f"{given}: x_{split}")
-        y = _validate_labels(np.asarray(y), len(x), classes, f"{given}: y_{split}")
-        checked.append((x, y))
+        try:
+            x = _data.validate_examples(_integers_as_floats(np.asarray(x), spec), spec,
+                                        f"{given}: x_{split}")
+            y = _data.validate_labels(y, len(x), f"{given}: y_{split}")
+        except (TypeError, ValueError) as error:
+            raise UsageError(str(error)) from error
+        checked.append((x, _validate_classes(y, classes, f"{given}: y_{split}")))
     return tuple(checked)
 
 
-def _validate_inputs(x, shape, what):
-    shown = "(" + ", ".join("batch" if d is None else str(d) for d in shape) + ")"
-    if x.dtype.kind not in "biuf":
-        raise UsageError(f"{what} has dtype {x.dtype}; give numbers shaped {shown}.")
-    if x.ndim != len(shape) or any(want is not None and have != want
-                                   for have, want in zip(x.shape[1:], shape[1:])):
-        raise UsageError(f"{what} has shape {x.shape}; the model takes {shown}. Give examples "
-                         "shaped like the model's input, the first axis counting examples.")
-    if len(x) == 0:
-        raise UsageError(f"{what} holds no examples.")
-    if x.dtype.kind == "f" and not np.isfinite(x).all():
-        raise UsageError(f"{what} holds {np.size(x) - np.isfinite(x).sum()} NaN or infinite "
-                         "values; the model would learn nothing from them. Clean the data.")
+def _integers_as_floats(x, spec):
+    """Integer inputs (uint8 pixels, say) cast to a float input's dtype, as `fit` casts them.
+
+    The shared check refuses them, rightly for calibration data read as is;
+    for training, Keras casts them and they are common in .npz files.
+    """
+    if x.dtype.kind in "biu" and spec.dtype.is_floating:
+        return x.astype(spec.dtype.as_numpy_dtype)
     return x
 
 
-def _validate_labels(y, count, classes, what):
+def _validate_classes(y, classes, what):
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
         raise UsageError(f"{what} has shape {y.shape}; give one integer class label per "
-                         f"example, shape ({count},) (from one-hot labels: y.argmax(-1)).")
-    if len(y) != count:
-        raise UsageError(f"{what} holds {len(y)} labels for {count} examples; give one label "
-                         "per example.")
-    integral = y.dtype.kind in "biu" or (
-        y.dtype.kind == "f" and np.isfinite(y).all() and np.array_equal(y, np.round(y)))
-    if not integral:
+                         f"example, shape ({len(y)},) (from one-hot labels: y.argmax(-1)).")
+    if y.dtype.kind == "f" and not np.array_equal(y, np.round(y)):
         raise UsageError(f"{what} has dtype {y.dtype} with values that are not whole numbers; "
                          "give integer class labels 0, 1, 2, ...")
     low, high = int(y.min()), int(y.max())
