@@ -76,6 +76,13 @@ def prune(model, schedule, criterion="magnitude", structure="unstructured", laye
     positions = {id(layer): str(i) for i, layer in enumerate(_clone.all_layers(model))}
     pruned = _prune_level(model, _Plan(schedule, criterion, structure, selected, explicit,
                                        positions), wrapped, skipped)
+    # A model's output layers keep their width under "channels" by design: no news.
+    outputs = {tensor._keras_history.layer.name for tensor in model.outputs}
+    expected = [(name, reason) for name, reason in skipped
+                if name in outputs and structure == _masks.CHANNELS]
+    skipped = [entry for entry in skipped if entry not in expected]
+    for name, reason in expected:
+        logging.info("tfopt.pruning: output layer %s left whole: %s.", name, reason)
     if skipped:
         logging.warning("tfopt.pruning: %d layer(s) of %r left whole:\n%s", len(skipped),
                         model.name, "\n".join(f"  {name}: {reason}" for name, reason in skipped))

@@ -95,6 +95,10 @@ class PruneWrapper(keras.layers.Wrapper):
       >>> wrapped = PruneWrapper(dense, ConstantSparsity(0.5))
     """
 
+    # Bookkeeping of traced graphs, not state: tf.Module's traversal skips it.
+    _TF_MODULE_IGNORED_PROPERTIES = frozenset(
+        keras.layers.Wrapper._TF_MODULE_IGNORED_PROPERTIES | {"_counted_in"})
+
     def __init__(self, layer, schedule=None, criterion="magnitude",
                  structure="unstructured", follow=None, score_key=None, **kwargs):
         if not isinstance(layer, keras.layers.Layer):
