@@ -23,13 +23,23 @@ def console_script(name):
     return path
 
 
-def run_process(command, env=None, timeout=300):
-    """Runs `command` with TensorFlow's log settings left to the code under test."""
+def start_process(command, env=None):
+    """Starts `command` with TensorFlow's log settings left to the code under test."""
     environment = {key: value for key, value in os.environ.items()
                    if key not in ("TF_CPP_MIN_LOG_LEVEL", "TFOPT_VERBOSE")}
     environment.update(env or {})
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                          env=environment)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=environment)
+
+
+def finish_process(process, timeout=300):
+    """Waits for a started process: a CompletedProcess with its output."""
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def run_process(command, env=None):
+    return finish_process(start_process(command, env))
 
 
 def noise_in(text):

@@ -12,8 +12,10 @@ import pytest
 import tf_keras as keras
 
 from tests.cli.conftest import console_script
+from tests.cli.conftest import finish_process
 from tests.cli.conftest import noise_in
 from tests.cli.conftest import run_process
+from tests.cli.conftest import start_process
 from tfopt.cli import prune
 
 FLAG_NAMES = ("model", "output", "data", "sparsity", "structure", "criterion", "epochs",
@@ -70,8 +72,25 @@ def test_diverging_training_exits_1_and_writes_nothing(run_tool, tool_files, out
     assert not os.path.exists(os.path.dirname(output))
 
 
-def test_console_script_help_lists_the_tools_flags_quietly():
-    result = run_process([console_script("tfopt-prune"), "--help"])
+@pytest.fixture(scope="module")
+def short_runs(tool_files, tmp_path_factory):
+    """Console-script runs that stop before any training, started together: each spends
+    nearly all its time importing TensorFlow, so running them side by side saves time."""
+    output = str(tmp_path_factory.mktemp("short_runs") / "out" / "pruned.keras")
+    script = console_script("tfopt-prune")
+    commands = {
+        "help": [script, "--help"],
+        "helpfull": [script, "--helpfull"],
+        "module_help": [sys.executable, "-m", "tfopt.cli.prune", "--help"],
+        "usage_error": [script, f"--model={tool_files['model']}", f"--output={output}",
+                        f"--data={tool_files['labels_out_of_range']}"],
+    }
+    processes = {name: start_process(command) for name, command in commands.items()}
+    return output, {name: finish_process(process) for name, process in processes.items()}
+
+
+def test_console_script_help_lists_the_tools_flags_quietly(short_runs):
+    result = short_runs[1]["help"]
     assert result.stdout.startswith("tfopt-prune: prune a saved Keras model")
     for name in FLAG_NAMES:
         assert f"--{name}" in result.stdout or f"--[no]{name}" in result.stdout, name
@@ -79,21 +98,21 @@ def test_console_script_help_lists_the_tools_flags_quietly():
     assert noise_in(result.stderr) == [] and result.stderr == ""
 
 
-def test_console_script_helpfull_still_lists_every_flag():
-    result = run_process([console_script("tfopt-prune"), "--helpfull"])
+def test_console_script_helpfull_still_lists_every_flag(short_runs):
+    result = short_runs[1]["helpfull"]
     assert "--sparsity: Final sparsity" in result.stdout
     assert "absl.app:" in result.stdout and "--helpfull" in result.stdout
 
 
-def test_module_help_lists_the_tools_flags():
-    result = run_process([sys.executable, "-m", "tfopt.cli.prune", "--help"])
+def test_module_help_lists_the_tools_flags(short_runs):
+    result = short_runs[1]["module_help"]
     for name in ("model", "output", "sparsity", "structure", "criterion"):
         assert f"--{name}:" in result.stdout, name
 
 
-def test_console_script_usage_error_exits_2_with_one_line(tool_files, output):
-    result = run_process([console_script("tfopt-prune"), f"--model={tool_files['model']}",
-                          f"--output={output}", f"--data={tool_files['labels_out_of_range']}"])
+def test_console_script_usage_error_exits_2_with_one_line(short_runs):
+    output, results = short_runs
+    result = results["usage_error"]
     assert result.returncode == 2
     assert result.stderr.startswith("tfopt-prune: error: --data=") and \
         result.stderr.count("\n") == 1, result.stderr
