@@ -21,6 +21,13 @@ def is_graph_model(layer):
 
 
 def validate_model(model, action):
+    """Raises ValueError unless `action` can transform `model`.
+
+    `model` must be a built Sequential or Functional tf_keras model; the model
+    transforms (prune, strip, shrink, quantize, make_student) also refuse a
+    quantization-aware model, and quantize an unstripped pruned one, each with
+    what to do instead.
+    """
     _models.validate_tf_keras_model(model, action)
     if not is_graph_model(model):
         raise ValueError(
@@ -32,6 +39,7 @@ def validate_model(model, action):
     if not model.built:
         raise ValueError(f"{action} needs a built model; {model.name!r} has no input shape yet. "
                          "Call the model on data or give its first layer an input_shape.")
+    _models.validate_float_model(model, action)
 
 
 def copy_layer(layer):

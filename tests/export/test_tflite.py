@@ -82,6 +82,26 @@ def test_int8_refuses_a_file_where_a_layer_stayed_float(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("mode", ["float32", "int8"])
+def test_converter_errors_name_the_op_and_layer_in_one_line(mode, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8),
+                              keras.layers.Lambda(tf.math.erfinv, name="inverse_erf"),
+                              keras.layers.Dense(3)], name="erf_model")
+    with pytest.raises(ValueError) as error:
+        export.tflite(model, str(tmp_path / "m.tflite"), mode=mode,
+                      representative_data=np.random.default_rng(0).random((20, 8)) * 0.5)
+    message = str(error.value)
+    assert message.startswith(
+        f"The TFLite converter cannot convert 'erf_model' (mode={mode!r}): 'tf.Erfinv' op is "
+        "neither a custom op nor a flex op (layer 'inverse_erf'). TFLite's built-in ops do not "
+        "include it")
+    assert "\n" not in message and len(message) < 500
+    assert type(error.value.__cause__).__name__ == "ConverterError"  # the full text, kept
+    assert "tfl.fully_connected" in str(error.value.__cause__)
+    assert os.listdir(tmp_path) == []
+
+
 def test_dataset_of_pairs_calibrates_like_the_array(tmp_path, trained_cnn, digits_split,
                                                     tflite_files):
     (x, y), _ = digits_split
@@ -155,6 +175,13 @@ _BAD_CALLS = {
                    r"holds no examples"),
     "threshold": (dict(verify=(np.zeros((2, 8, 8, 1)), None), agreement_threshold=1.01),
                   r"agreement_threshold is a share of examples in \[0, 1\], got 1\.01"),
+    "threshold as text": (dict(verify=(np.zeros((2, 8, 8, 1)), None), agreement_threshold="0.9"),
+                          r"agreement_threshold must be a number in \[0, 1\], got str '0.9'",
+                          TypeError),
+    "threshold as bool": (dict(agreement_threshold=True),
+                          r"agreement_threshold must be a number in \[0, 1\], got bool", TypeError),
+    "sparsity as text": (dict(sparsity="yes"), r"sparsity must be True or False, got 'yes'",
+                         TypeError),
     "verify shape": (dict(verify=(np.zeros((2, 64)), None)), r"verify x has a batch of shape"),
     "path is a directory": (dict(path=lambda tmp: str(tmp)), r"is a directory; give a file name"),
     "path inside a file": (dict(path=_a_file), r"a_file' is a file, not a directory"),
@@ -163,7 +190,7 @@ _BAD_CALLS = {
 
 @pytest.mark.parametrize("case", _BAD_CALLS, ids=list(_BAD_CALLS))
 def test_bad_calls_are_explained_before_converting(case, tmp_path, trained_cnn, monkeypatch):
-    kwargs, message = _BAD_CALLS[case]
+    kwargs, message, error = (*_BAD_CALLS[case], ValueError)[:3]
     kwargs = dict(kwargs)
     path = kwargs.pop("path", lambda tmp: str(tmp / "model.tflite"))(tmp_path)
 
@@ -171,7 +198,7 @@ def test_bad_calls_are_explained_before_converting(case, tmp_path, trained_cnn, 
         raise AssertionError("converted before validating")
 
     monkeypatch.setattr(tf.lite.TFLiteConverter, "from_keras_model", no_conversion)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         export.tflite(trained_cnn, path, **kwargs)
     assert not os.path.exists(tmp_path / "model.tflite")
 

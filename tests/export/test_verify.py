@@ -2,6 +2,7 @@ import os
 
 import numpy as np
 import pytest
+import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
 
 from tfopt import export
@@ -67,3 +68,54 @@ def test_bad_arguments_are_explained(tflite_files, tmp_path, digits_split):
         export.verify_tflite(path, x_test, y_test[:10])
     with pytest.raises(ValueError, match="no file at"):
         export.verify_tflite(str(tmp_path / "missing.tflite"), x_test)
+
+
+def _not_tflite(tmp_path, tflite_files):
+    """name -> (path, message) for files LiteRT must not be asked to load."""
+    keras_file = tmp_path / "model.keras"
+    keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]).save(keras_file)
+    (tmp_path / "random.tflite").write_bytes(np.random.default_rng(0).bytes(2000))
+    (tmp_path / "empty.tflite").write_bytes(b"")
+    with open(tflite_files["float32"], "rb") as f:
+        (tmp_path / "truncated.tflite").write_bytes(f.read()[:300])
+    return {
+        "keras file": (keras_file, r"is not a TFLite model: it is a zip archive \(a .keras file"),
+        "random bytes": (tmp_path / "random.tflite", r"is not a TFLite model: it is a file "
+                                                     r"starting with b"),
+        "empty file": (tmp_path / "empty.tflite", r"is not a TFLite model: it is an empty file"),
+        "truncated": (tmp_path / "truncated.tflite", r"LiteRT cannot load .*truncated or corrupt"),
+        "directory": (tmp_path, r"is a directory \(a SavedModel\?\); give the .tflite file"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["keras file", "random bytes", "empty file", "truncated",
+                                  "directory"])
+def test_a_file_that_is_not_a_tflite_model_is_named(kind, tmp_path, tflite_files, digits_split):
+    _, (x_test, _) = digits_split
+    path, message = _not_tflite(tmp_path, tflite_files)[kind]
+    with pytest.raises(ValueError, match=f"verify_tflite: .*{message}"):
+        export.verify_tflite(path, x_test)
+
+
+@pytest.mark.parametrize("kwargs,error,message", [
+    (dict(latency_runs="10"), TypeError, r"latency_runs must be an int, 0 \(skip\) or more, got "
+                                         r"str '10'"),
+    (dict(latency_runs=1.5), TypeError, r"latency_runs must be an int"),
+    (dict(latency_runs=-1), ValueError, r"latency_runs must be 0 \(skip\) or more, got -1"),
+    (dict(num_threads="2"), TypeError, r"num_threads must be an int, 1 or more, got str '2'"),
+    (dict(num_threads=0), ValueError, r"num_threads must be 1 or more, got 0"),
+    (dict(reference="model.keras"), ValueError, r"verify_tflite's reference needs a tf_keras "
+                                                r"Model, got builtins.str"),
+])
+def test_arguments_of_the_wrong_type_are_named(kwargs, error, message, tflite_files,
+                                               digits_split):
+    _, (x_test, _) = digits_split
+    with pytest.raises(error, match=message):
+        export.verify_tflite(tflite_files["float32"], x_test, **kwargs)
+
+
+def test_a_path_that_is_not_a_path_is_named(digits_split):
+    _, (x_test, _) = digits_split
+    with pytest.raises(TypeError, match="verify_tflite needs the path of a .tflite file, got "
+                                        "NoneType None"):
+        export.verify_tflite(None, x_test)

@@ -225,6 +225,7 @@ def test_user_quantize_config_is_used():
     ({"layers": ["nope"]}, r"No layer named \['nope'\]"),
     ({"int8_layers": ["nope"]}, r"int8_layers names layers \['nope'\]"),
     ({"int8_layers": "first"}, "int8_layers must be 'first_last', None or a list"),
+    ({"int8_layers": 5}, "int8_layers must be 'first_last', None or a list of layer names, got 5"),
     ({"quantize_configs": {"nope": None}}, r"quantize_configs names layers \['nope'\]"),
     ({"quantize_configs": {"hidden": "binary"}}, "must be a tfmot.quantization.keras.Quant"),
     ({"layers": lambda layer: False}, "found no layer to quantize"),
@@ -232,6 +233,13 @@ def test_user_quantize_config_is_used():
 def test_bad_requests_are_explained(kwargs, match):
     with pytest.raises(ValueError, match=match):
         quantization.quantize(small_cnn(), **kwargs)
+
+
+@pytest.mark.parametrize("configs", ["hidden", [("hidden", None)]])
+def test_quantize_configs_must_be_a_dict(configs):
+    with pytest.raises(TypeError, match=r"quantize_configs must be a dict \{layer_name: "
+                                        r"QuantizeConfig\}, got (str|list)"):
+        quantization.quantize(small_cnn(), quantize_configs=configs)
 
 
 def test_keras3_model_is_rejected_with_a_hint():

@@ -1,31 +1,19 @@
 """tflite(): a Keras model to a .tflite file that is checked before it appears."""
 
-import contextlib
 import os
-import warnings
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 from absl import logging
 from ai_edge_litert.interpreter import Interpreter
 
 from tfopt import _data
 from tfopt import _files
+from tfopt.export import _convert
 from tfopt.export import _inputs
 from tfopt.export._verify import verify_tflite
 
 TFLITE_MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
-
-# Modes whose file computes in integers only: their input/output dtype and ops set.
-_INTEGER = {
-    "int8": (tf.int8, tf.lite.OpsSet.TFLITE_BUILTINS_INT8),
-    "int16x8": (tf.int16,
-                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8),
-}
-
-# Calibration batches: larger ones give the same ranges, much faster than 1.
-_CALIBRATION_BATCH = 32
 
 
 def tflite(model, path, mode="float32", representative_data=None, sparsity=False, verify=None,
@@ -57,7 +45,8 @@ def tflite(model, path, mode="float32", representative_data=None, sparsity=False
       representative_data: calibration inputs as the model takes them: an
         array (a few hundred examples), or a tf.data.Dataset / iterable of
         batches (``(x, y)`` pairs are fine; read up to 1,000 examples). Always
-        checked against the model's input; used by "int8" and "int16x8" only
+        checked against the model's input (shape, dtype, finite values);
+        used by "int8" and "int16x8" only
         (given to "dynamic", the converter would silently switch to int8
         activations). Defaults to None.
       sparsity: store weights that are mostly zeros in a sparse format, which
@@ -75,10 +64,15 @@ def tflite(model, path, mode="float32", representative_data=None, sparsity=False
       `path`, as a string.
 
     Raises:
-      ValueError: for an unknown mode, missing or misshapen representative
-        data, a path that cannot be written, a model that is not tf_keras, a
-        converted file that does not load or is not integer-only, or failed
-        verification. Path and argument problems are found before converting.
+      TypeError: an argument of the wrong type (``sparsity="yes"``,
+        ``agreement_threshold="0.9"``, data that is not arrays).
+      ValueError: for an unknown mode, missing, misshapen or non-finite
+        representative or verify data, a path that cannot be written, a model
+        that is not tf_keras, a model the converter cannot convert (the
+        message names the op and layer; the converter's full error is its
+        ``__cause__``), a converted file that does not load or is not
+        integer-only, or failed verification. Path and argument problems are
+        found before converting.
 
     Example:
       >>> tflite(model, "model.tflite", mode="int8", representative_data=x_train[:300],
@@ -87,6 +81,7 @@ def tflite(model, path, mode="float32", representative_data=None, sparsity=False
     """
     _inputs.validate_model(model, "export.tflite")
     _validate_mode(mode)
+    _validate_flag(sparsity, "sparsity")
     _validate_threshold(agreement_threshold)
     _inputs.validate_path(path, "export.tflite")
     calibration = None
@@ -99,7 +94,7 @@ def tflite(model, path, mode="float32", representative_data=None, sparsity=False
         verify = _validate_verify(verify, model)
 
     with _files.atomic_path(path) as temporary:
-        content = _convert(model, mode, calibration, sparsity, quantization_aware)
+        content = _convert.convert(model, mode, calibration, sparsity, quantization_aware)
         _validate_file(content, mode, sparsity)
         with open(temporary, "wb") as f:
             f.write(content)
@@ -115,14 +110,22 @@ def _validate_mode(mode):
         raise ValueError(f"Unknown mode {mode!r}; use one of {allowed}.")
 
 
+def _validate_flag(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}.")
+
+
 def _validate_threshold(threshold):
-    if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float)):
+        raise TypeError(f"agreement_threshold must be a number in [0, 1], got "
+                        f"{type(threshold).__name__} {threshold!r}.")
+    if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"agreement_threshold is a share of examples in [0, 1], got "
                          f"{threshold!r}.")
 
 
 def _validate_calibration(mode, calibration, quantization_aware):
-    if mode not in _INTEGER or calibration is not None:
+    if mode not in _convert.INTEGER or calibration is not None:
         return
     if mode == "int8" and quantization_aware:
         return
@@ -150,44 +153,6 @@ def _is_quantization_aware(model):
                for layer in model.submodules)
 
 
-def _convert(model, mode, calibration, sparsity, quantization_aware):
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    optimizations = [] if mode == "float32" else [tf.lite.Optimize.DEFAULT]
-    if sparsity:
-        optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
-    converter.optimizations = optimizations
-    if mode == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    if mode in _INTEGER and calibration is not None:
-        converter.representative_dataset = lambda: (
-            [calibration[i:i + _CALIBRATION_BATCH]]
-            for i in range(0, len(calibration), _CALIBRATION_BATCH))
-    if mode in _INTEGER:
-        dtype, ops = _INTEGER[mode]
-        converter.inference_input_type = converter.inference_output_type = dtype
-        # With integer-only ops set and no data, the converter demands data even for
-        # quantization-aware models (it checks before it has seen their fake-quant
-        # ops). They convert fine without the setting; _validate_file then makes
-        # sure nothing stayed float.
-        if not (quantization_aware and calibration is None):
-            converter.target_spec.supported_ops = [ops]
-    with _quiet():
-        return converter.convert()
-
-
-@contextlib.contextmanager
-def _quiet():
-    """Keeps the converter's INFO lines and its warning about input statistics out."""
-    verbosity = logging.get_verbosity()
-    logging.set_verbosity(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-            yield
-    finally:
-        logging.set_verbosity(verbosity)
-
-
 def _validate_file(content, mode, sparsity):
     """Raises ValueError unless the file loads in LiteRT and keeps the mode's promise."""
     try:
@@ -199,9 +164,9 @@ def _validate_file(content, mode, sparsity):
                 if sparsity and mode in ("dynamic", "int8") else "")
         raise ValueError(f"The converted {mode} file does not load in LiteRT: "
                          f"{str(error).strip()}.{hint}") from error
-    if mode not in _INTEGER:
+    if mode not in _convert.INTEGER:
         return
-    want = np.dtype(_INTEGER[mode][0].as_numpy_dtype)
+    want = np.dtype(_convert.INTEGER[mode][0].as_numpy_dtype)
     ends = interpreter.get_input_details() + interpreter.get_output_details()
     wrong_ends = [f"{d['name']} ({np.dtype(d['dtype']).name})" for d in ends
                   if np.dtype(d["dtype"]) != want]

@@ -7,6 +7,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from tfopt import _data
+from tfopt import _models
 from tfopt import measure
 
 
@@ -21,10 +22,12 @@ def verify_tflite(path, x, y=None, reference=None, num_threads=1, latency_runs=1
 
     Args:
       path: the `.tflite` file, with one input and one output.
-      x: examples, an array shaped like the model's input, first axis counting
-        examples.
-      y: labels, integer class ids (n,) or one-hot (n, classes); None skips
-        `accuracy`. Defaults to None.
+      x: examples as the Keras model takes them, first axis counting examples:
+        an array, or a tf.data.Dataset / iterable of batches (read up to 1,000
+        examples). Checked before anything runs, like all example data in
+        tfopt: shape, dtype, and finite values.
+      y: labels, integer class ids (n,) or one-hot (n, classes), one per
+        example; None skips `accuracy`. Defaults to None.
       reference: the Keras model to compare with; None skips `agreement` and
         `max_abs_diff`. Defaults to None.
       num_threads: interpreter threads, for every figure including latency.
@@ -42,16 +45,21 @@ def verify_tflite(path, x, y=None, reference=None, num_threads=1, latency_runs=1
       same class) and `max_abs_diff` (largest absolute difference between their
       outputs).
 
+    Raises:
+      TypeError: an argument of the wrong type (e.g. ``num_threads="2"``).
+      ValueError: `path` is not a TFLite file LiteRT loads, or `x`, `y` or
+        `reference` do not fit the file.
+
     Example:
       >>> figures = verify_tflite("model.tflite", x_test, y_test, reference=model)
       >>> figures["accuracy"], figures["agreement"], figures["latency_ms"]
     """
-    if not os.path.isfile(path):
-        raise ValueError(f"verify_tflite: no file at {path!r}.")
-    if latency_runs < 0:
-        raise ValueError(f"latency_runs must be 0 (skip) or more, got {latency_runs!r}.")
-    interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-    interpreter.allocate_tensors()
+    _validate_tflite_file(path)
+    _validate_count(num_threads, "num_threads", 1, "1 or more")
+    _validate_count(latency_runs, "latency_runs", 0, "0 (skip) or more")
+    if reference is not None:
+        _models.validate_tf_keras_model(reference, "verify_tflite's reference")
+    interpreter = _load(path, num_threads)
     source, target = _single_io(interpreter, path)
     x = _data.validate_examples(x, _file_input_spec(source), "x")
     labels = None if y is None else _data.validate_labels(y, len(x), "y")
@@ -77,6 +85,51 @@ def verify_tflite(path, x, y=None, reference=None, num_threads=1, latency_runs=1
             if labels is not None:
                 figures["reference_accuracy"] = _top1(expected, labels)
     return figures
+
+
+# Every TFLite file is a FlatBuffer whose identifier, "TFL3", sits at bytes 4-8.
+_IDENTIFIER = b"TFL3"
+_KNOWN_HEADERS = {b"PK\x03\x04": "a zip archive (a .keras file?)",
+                  b"\x89HDF": "an HDF5 file (a .h5 Keras model?)"}
+
+
+def _validate_tflite_file(path):
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"verify_tflite needs the path of a .tflite file, got "
+                        f"{type(path).__name__} {path!r}.")
+    if os.path.isdir(path):
+        raise ValueError(f"verify_tflite: {os.fspath(path)!r} is a directory (a SavedModel?); "
+                         "give the .tflite file, e.g. one written by tfopt.export.tflite.")
+    if not os.path.isfile(path):
+        raise ValueError(f"verify_tflite: no file at {os.fspath(path)!r}.")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head[4:8] != _IDENTIFIER:
+        kind = ("an empty file" if not head else
+                next((name for magic, name in _KNOWN_HEADERS.items() if head.startswith(magic)),
+                     f"a file starting with {head!r}"))
+        raise ValueError(f"verify_tflite: {os.fspath(path)!r} is not a TFLite model: it is "
+                         f"{kind}, and a .tflite file carries {_IDENTIFIER!r} at byte 4. "
+                         "Convert the Keras model with tfopt.export.tflite first.")
+
+
+def _validate_count(value, name, least, allowed):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, {allowed}, got {type(value).__name__} "
+                        f"{value!r}.")
+    if value < least:
+        raise ValueError(f"{name} must be {allowed}, got {value!r}.")
+
+
+def _load(path, num_threads):
+    try:
+        interpreter = Interpreter(model_path=os.fspath(path), num_threads=int(num_threads))
+        interpreter.allocate_tensors()
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(f"verify_tflite: LiteRT cannot load {os.fspath(path)!r}: "
+                         f"{str(error).strip()}. The file may be truncated or corrupt; export "
+                         "it again.") from error
+    return interpreter
 
 
 def _single_io(interpreter, path):

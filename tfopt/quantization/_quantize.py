@@ -118,6 +118,9 @@ def quantize(model, scheme="int8", layers=None, int8_layers="first_last",
 
 
 def _validate_configs(model, quantize_configs):
+    if quantize_configs is not None and not isinstance(quantize_configs, dict):
+        raise TypeError(f"quantize_configs must be a dict {{layer_name: QuantizeConfig}}, got "
+                        f"{type(quantize_configs).__name__}: {quantize_configs!r}.")
     configs = dict(quantize_configs or {})
     known = {layer.name for layer in model.layers}
     unknown = sorted(set(configs) - known)
@@ -146,7 +149,8 @@ def _int8_names(model, chosen, configs, int8_layers, weight_quantizer):
                             "last, so all keep 8-bit weights; pass int8_layers=None to "
                             "quantize them with %r.", eligible, weight_quantizer)
         return names
-    if isinstance(int8_layers, str) or not all(isinstance(n, str) for n in int8_layers):
+    if (isinstance(int8_layers, str) or not isinstance(int8_layers, (list, tuple, set))
+            or not all(isinstance(n, str) for n in int8_layers)):
         raise ValueError(f"int8_layers must be 'first_last', None or a list of layer names, "
                          f"got {int8_layers!r}.")
     unknown = sorted(set(int8_layers) - {layer.name for layer in model.layers})

@@ -1,0 +1,120 @@
+"""Running the TFLite converter, and saying in one line why it failed when it does."""
+
+import contextlib
+import re
+import warnings
+
+import tensorflow as tf
+from absl import logging
+from tensorflow.lite.python import convert_phase
+
+# Modes whose file computes in integers only: their input/output dtype and ops set.
+INTEGER = {
+    "int8": (tf.int8, tf.lite.OpsSet.TFLITE_BUILTINS_INT8),
+    "int16x8": (tf.int16,
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8),
+}
+
+# Calibration batches: larger ones give the same ranges, much faster than 1.
+_CALIBRATION_BATCH = 32
+
+
+def convert(model, mode, calibration, sparsity, quantization_aware):
+    """The .tflite bytes of `model` in `mode`.
+
+    Raises:
+      ValueError: the converter failed; the message names the ops (and the
+        layers holding them) it could not handle, and the converter's own
+        error, MLIR and all, is the ValueError's ``__cause__``.
+    """
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    optimizations = [] if mode == "float32" else [tf.lite.Optimize.DEFAULT]
+    if sparsity:
+        optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
+    converter.optimizations = optimizations
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if mode in INTEGER and calibration is not None:
+        converter.representative_dataset = lambda: (
+            [calibration[i:i + _CALIBRATION_BATCH]]
+            for i in range(0, len(calibration), _CALIBRATION_BATCH))
+    if mode in INTEGER:
+        dtype, ops = INTEGER[mode]
+        converter.inference_input_type = converter.inference_output_type = dtype
+        # With integer-only ops set and no data, the converter demands data even for
+        # quantization-aware models (it checks before it has seen their fake-quant
+        # ops). They convert fine without the setting; the file check then makes
+        # sure nothing stayed float.
+        if not (quantization_aware and calibration is None):
+            converter.target_spec.supported_ops = [ops]
+    try:
+        with _quiet():
+            return converter.convert()
+    except convert_phase.ConverterError as error:
+        raise ValueError(_explained(error, model, mode)) from error
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Keeps the converter's INFO lines and its warning about input statistics out."""
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+            yield
+    finally:
+        logging.set_verbosity(verbosity)
+
+
+# MLIR locations name the op by its TensorFlow scope: "<model>/<layer>/.../<op>@<function>".
+_SCOPE = re.compile(r'"([^"/@\s]+)/([^"/@\s]+)/[^"@\s]*@')
+_ERROR_LINE = re.compile(r"error: (.+)")
+
+
+def _problems(error):
+    """``[(message, layer or None)]``: each distinct failure, in the converter's order."""
+    found = []
+    for item in getattr(error, "errors", None) or []:
+        message = item.error_message.split("\n")[0].strip()
+        scopes = [call.name for call in item.location.call if "/" in call.name]
+        match = _SCOPE.search(f'"{scopes[0]}') if scopes else None
+        found.append((message, match.group(2) if match else None))
+    if not found:  # errors the converter reports only as text
+        text = str(error)
+        match = _SCOPE.search(text)
+        found = [(line.strip(), match.group(2) if match else None)
+                 for line in _ERROR_LINE.findall(text)
+                 if not line.startswith("failed while converting")]
+    unique = []
+    for problem in found:
+        if problem not in unique:
+            unique.append(problem)
+    return unique or [(str(error).split("\n")[0].strip(), None)]
+
+
+def _hint(text, mode):
+    if "neither a custom op nor a flex op" in text or "ERROR_NEEDS_FLEX_OPS" in text:
+        return ("TFLite's built-in ops do not include it: build that layer from ops TFLite runs "
+                "(see TensorFlow's 'TFLite and TensorFlow operator compatibility' guide) or "
+                "leave it out of the exported model.")
+    if "element_shape to be static" in text:
+        return ("A recurrent layer with a free batch size: rebuild the model with a fixed "
+                "batch size (keras.Input(shape, batch_size=1)) and copy the weights over.")
+    if "same scale constraint" in text:
+        return ("int8 needs this op's input and output on one scale, and the model's ranges "
+                "differ; mode='dynamic' or 'float16' convert it without int8 activations.")
+    if mode != "float32":
+        return ("Try mode='float32' to see whether the model converts at all, or "
+                "mode='dynamic' / 'float16', which keep float activations.")
+    return "Replace the layer named above with ops TFLite supports."
+
+
+def _explained(error, model, mode):
+    problems = _problems(error)
+    described = "; ".join(f"{message} (layer {layer!r})" if layer else message
+                          for message, layer in problems[:3])
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return (f"The TFLite converter cannot convert {model.name!r} (mode={mode!r}): "
+            f"{described}{more}. {_hint(str(error), mode)} The converter's full message is "
+            "this error's __cause__.")
