@@ -11,11 +11,9 @@ Run: python examples/quantize_digits.py   (or `make demo`)
 import os
 import tempfile
 
-import tfopt_quiet  # before tfopt: hides TensorFlow's start-up log lines
+from tfopt import quiet  # imports no TensorFlow yet
 
-tfopt_quiet.silence_tensorflow()  # TFOPT_VERBOSE=1 shows them
-
-import tfopt  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
+quiet.silence_tensorflow()  # before TensorFlow loads; TFOPT_VERBOSE=1 shows its logs
 
 import tf_keras as keras
 from absl import app

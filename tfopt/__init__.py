@@ -2,8 +2,13 @@
 
 Prune, quantize and distill inside ordinary ``model.fit`` training, then export
 SavedModels for TensorFlow Serving and TFLite files for edge devices.
+
+``import tfopt`` selects Keras 2 and imports nothing heavy: the subpackages
+(``tfopt.pruning``, ...) load TensorFlow when they are first used, so
+`tfopt.quiet` can run before TensorFlow does.
 """
 
+import importlib
 import os
 
 # tfmot and tfopt work with Keras 2 (tf-keras). TensorFlow 2.21 picks Keras 3 for
@@ -12,9 +17,14 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 __version__ = "0.1.0"
 
-from tfopt import distillation  # noqa: E402
-from tfopt import export  # noqa: E402
-from tfopt import pruning  # noqa: E402
-from tfopt import quantization  # noqa: E402
-
 __all__ = ["distillation", "export", "pruning", "quantization"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        return importlib.import_module(f"tfopt.{name}")
+    raise AttributeError(f"module 'tfopt' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,19 @@
+"""tfopt's command-line tools, absl apps; the console scripts start them here.
+
+Each entry point silences TensorFlow's start-up log lines (`tfopt.quiet`)
+before the tool's module, and with it TensorFlow, is imported.
+"""
+
+import importlib
+
+from tfopt import quiet
+
+
+def _start(tool):
+    quiet.silence_tensorflow()
+    importlib.import_module(f"tfopt.cli.{tool}").run()
+
+
+def run_prune():
+    """The `tfopt-prune` console script."""
+    _start("prune")

@@ -19,7 +19,7 @@ import traceback
 from absl import app
 from absl import flags
 
-import tfopt_quiet
+from tfopt import quiet
 
 USAGE_ERROR = 2
 FAILURE = 1
@@ -75,11 +75,11 @@ def _guarded_main(main, tool, argv):
     except KeyboardInterrupt:
         _exit(tool, "interrupted.", INTERRUPTED)
     except Exception as error:  # pylint: disable=broad-except  (one line, not a traceback)
-        if tfopt_quiet.verbose():
+        if quiet.verbose():
             traceback.print_exc()
             hint = ""
         else:
-            hint = f" (set {tfopt_quiet.VERBOSE_VARIABLE}=1 to see the traceback)"
+            hint = f" (set {quiet.VERBOSE_VARIABLE}=1 to see the traceback)"
         _exit(tool, f"{type(error).__name__}: {_first_line(error)}{hint}", FAILURE)
 
 

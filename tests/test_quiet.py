@@ -1,11 +1,11 @@
-"""Tests of tfopt_quiet: TensorFlow's log noise hidden in tools and examples, and shown on request."""
+"""Tests of tfopt.quiet: TensorFlow's log noise hidden in tools and examples, and shown on request."""
 
 import os
 import sys
 
 import pytest
 
-import tfopt_quiet
+from tfopt import quiet
 from tests.cli.conftest import noise_in
 from tests.cli.conftest import run_process
 
@@ -14,8 +14,9 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Starts quietly, then makes TensorFlow pick its devices: on a machine without a
 # GPU that is where "failed call to cuInit: ... CUDA error" is logged.
 _TINY_RUN = """
-import os, tfopt_quiet
-tfopt_quiet.silence_tensorflow()
+import os
+from tfopt import quiet
+quiet.silence_tensorflow()
 import tensorflow as tf
 print(float(tf.reduce_sum(tf.ones((2, 2)))), os.environ.get("TF_CPP_MIN_LOG_LEVEL"))
 """
@@ -39,12 +40,12 @@ _PREAMBLE = ("WARNING: All log messages before absl::InitializeLog() is called a
     ("  I0000 is not at the start of this line\n", 3, False),
 ])
 def test_noise_is_told_from_other_output_by_format_and_level(line, level, noise):
-    assert tfopt_quiet._is_noise(line, level) is noise
+    assert quiet._is_noise(line, level) is noise
 
 
 def test_filter_works_on_the_file_descriptor_and_keeps_the_rest(capfd):
     """TensorFlow's C++ code writes to descriptor 2 itself, past sys.stderr."""
-    with tfopt_quiet._stderr_without_logs_below(3):
+    with quiet._stderr_without_logs_below(3):
         os.write(2, b"I0000 00:00:1.5    7 port.cc:153] oneDNN custom operations are on.\n")
         os.write(2, _PREAMBLE.encode())
         print("a Python warning", file=sys.stderr)

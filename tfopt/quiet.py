@@ -4,8 +4,8 @@ TensorFlow writes C++ log lines to stderr that say nothing to a tfopt user: the
 oneDNN and "Could not find cuda drivers" notices while it is imported, a
 "failed call to cuInit: ... CUDA error" on machines without a GPU, and the TFLite
 converter's MLIR chatter. `silence_tensorflow()` hides them. It has to run
-before TensorFlow is imported, which is why this module lives outside the
-`tfopt` package: importing anything inside `tfopt` imports TensorFlow.
+before TensorFlow is imported; ``import tfopt`` does not import TensorFlow, so
+this module can.
 
 Only tools and examples call it; the tfopt library never changes a user's
 logging. To see TensorFlow's logs again, set ``TFOPT_VERBOSE=1``, or set
@@ -13,8 +13,8 @@ logging. To see TensorFlow's logs again, set ``TFOPT_VERBOSE=1``, or set
 given, also for the start-up lines TensorFlow itself prints before reading it.
 
 Example:
-  import tfopt_quiet
-  tfopt_quiet.silence_tensorflow()  # first: it imports tfopt and TensorFlow
+  from tfopt import quiet
+  quiet.silence_tensorflow()  # first: it imports TensorFlow
 
   import tf_keras as keras
   from tfopt import pruning
@@ -59,8 +59,8 @@ def silence_tensorflow():
     TensorFlow has been imported.
 
     Example:
-      >>> import tfopt_quiet
-      >>> tfopt_quiet.silence_tensorflow()
+      >>> from tfopt import quiet
+      >>> quiet.silence_tensorflow()
       >>> from tfopt import pruning
     """
     if verbose():
@@ -70,14 +70,8 @@ def silence_tensorflow():
     if "tensorflow" in sys.modules or min_level <= 0:
         return
     with _stderr_without_logs_below(min_level):
-        importlib.import_module("tfopt")
-
-
-def run_prune():
-    """The `tfopt-prune` console script: tfopt.cli.prune, started quietly."""
-    silence_tensorflow()
-    from tfopt.cli import prune  # pylint: disable=import-outside-toplevel
-    prune.run()
+        for module in ("tensorflow", "tf_keras", "tensorflow_model_optimization"):
+            importlib.import_module(module)
 
 
 def _min_level():
