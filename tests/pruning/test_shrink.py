@@ -68,6 +68,48 @@ def _residual():
     return keras.Model(inputs, L.Dense(3)(x))
 
 
+def _residual_stage():
+    """Identity blocks with BatchNormalization: stem, expand1, expand2 meet at two Adds."""
+    inputs = keras.Input((8, 8, 2))
+    x = L.ReLU()(L.BatchNormalization()(L.Conv2D(8, 3, padding="same", name="stem")(inputs)))
+    for i in (1, 2):
+        y = L.Conv2D(6, 1, activation="relu", name=f"reduce{i}")(x)
+        y = L.BatchNormalization()(L.Conv2D(8, 3, padding="same", name=f"expand{i}")(y))
+        x = L.ReLU()(L.Add()([x, y]))
+    x = L.MaxPooling2D(2)(x)
+    return keras.Model(inputs, L.Dense(3)(L.Flatten()(x)))
+
+
+def _tf_op_residual():
+    """ConvNeXt writes its residual Add as `x + y` (a TF op on Keras tensors)."""
+    inputs = keras.Input((6, 8))
+    x = L.Dense(8, name="stem")(inputs)
+    y = L.Dense(12, activation="gelu", name="hidden")(x)
+    x = x + L.Dense(8, name="back")(y)
+    return keras.Model(inputs, L.Dense(3)(L.GlobalAveragePooling1D()(x)))
+
+
+def _squeeze_excite():
+    """EfficientNet's block: swish, depthwise, a reshaped gate multiplied in, projection."""
+    inputs = keras.Input((8, 8, 2))
+    x = L.Activation("swish")(L.BatchNormalization()(L.Conv2D(8, 1, name="expand")(inputs)))
+    x = L.BatchNormalization()(L.DepthwiseConv2D(3, padding="same")(x))
+    gate = L.Reshape((1, 1, 8))(L.GlobalAveragePooling2D()(x))
+    gate = L.Conv2D(8, 1, activation="sigmoid", name="se_expand")(
+        L.Conv2D(3, 1, activation="swish")(gate))
+    x = L.Multiply()([x, gate])
+    x = L.Conv2D(6, 1, name="project")(x)
+    return keras.Model(inputs, L.Dense(3)(L.GlobalAveragePooling2D()(x)))
+
+
+def _hard_swish():
+    """MobileNetV3's x * relu6(x + 3) / 6, written with TF ops."""
+    inputs = keras.Input((8, 8, 2))
+    x = L.Conv2D(8, 1, name="expand")(inputs)
+    x = L.Multiply()([x, L.ReLU(6.0)(x + 3.0) * (1.0 / 6.0)])
+    return keras.Model(inputs, L.Dense(3)(L.GlobalAveragePooling2D()(L.Conv2D(6, 1)(x))))
+
+
 def _nested():
     inner = keras.Sequential([keras.Input((6, 6, 8)), L.Conv2D(8, 3), L.BatchNormalization(),
                               L.ReLU(), L.Conv2D(6, 1, activation="relu"),
@@ -88,6 +130,10 @@ CASES = {
     "conv_transposed": _conv_transposed,
     "embedding_lstm": _embedding_lstm,
     "residual": _residual,
+    "residual_stage": _residual_stage,
+    "tf_op_residual": _tf_op_residual,
+    "squeeze_excite": _squeeze_excite,
+    "hard_swish": _hard_swish,
     "nested": _nested,
 }
 
@@ -140,12 +186,26 @@ def _filters(model):
     return {layer.name: layer.filters for layer in model.layers if hasattr(layer, "filters")}
 
 
-def test_shrink_keeps_layers_feeding_a_residual_add_whole():
+def test_shrink_cuts_layers_meeting_at_a_residual_add_jointly():
     pruned, _ = _pruned(_residual)
+    assert pruned.get_layer("prune_branch_out").follow == "stem"
+    np.testing.assert_array_equal(pruned.get_layer("prune_branch_out").unit_mask(),
+                                  pruned.get_layer("prune_stem").unit_mask())
     filters = _filters(pruning.shrink(pruned))
-    assert filters["stem"] == 8 and filters["branch_out"] == 8  # both feed Add
+    assert filters["stem"] == filters["branch_out"] == 4  # both feed the Add: one mask
     assert filters["branch_in"] == 4  # half of 8 pruned, consumed by branch_out
     assert filters["head"] == 3
+
+
+@pytest.mark.parametrize("build, cut", [
+    (_residual_stage, {"stem": 4, "expand1": 4, "expand2": 4, "reduce1": 3, "reduce2": 3}),
+    (_squeeze_excite, {"expand": 4, "se_expand": 4, "project": 3}),
+])
+def test_shrink_cuts_every_member_of_a_group(build, cut):
+    pruned, _ = _pruned(build)
+    small = pruning.shrink(pruned)
+    widths = {name: getattr(small.get_layer(name), "filters", None) for name in cut}
+    assert widths == cut
 
 
 def test_shrink_leaves_fully_kept_layers_as_they_are():

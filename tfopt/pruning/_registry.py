@@ -4,8 +4,10 @@ Each supported layer type maps to a `LayerSpec`: the weights pruned (by attribut
 path, with the axis of output units for channel pruning and the input axis for
 N:M groups) and the weights cut along with whole units (the bias). Layers that
 follow a channel-pruned layer and carry one value per channel (BatchNormalization,
-depthwise convolutions) have a follower spec: their per-channel weights take the
-producer's unit mask, so a removed channel is exactly zero downstream.
+depthwise convolutions) have a per-channel spec: their per-channel weights take the
+producer's unit mask, so a removed channel is exactly zero downstream. Layers
+whose units meet the leader's at a residual merge follow it the same way, with
+their own units masked (`follower_spec`).
 """
 
 import dataclasses
@@ -69,8 +71,17 @@ def bidirectional_rnn(layer):
 
 
 def can_follow(layer):
-    """Whether this layer's type can copy a producer's unit mask."""
-    return isinstance(layer, (_L.BatchNormalization,) + _DEPTHWISE)
+    """Whether this layer's type can copy a channel-pruned leader's unit mask."""
+    return isinstance(layer, (_L.BatchNormalization,) + _DEPTHWISE) or channel_capable(layer)
+
+
+def channel_capable(layer):
+    """Whether the layer has output units that channel pruning can remove."""
+    try:
+        spec = spec_for(layer)
+    except ValueError:  # a PrunableLayer with weights tfopt cannot reach: no units either
+        return False
+    return spec is not None and spec.channel_capable
 
 
 def _bias(layer):
@@ -109,7 +120,22 @@ def _rnn_targets(prefix):
 
 
 def follower_spec(layer):
-    """Per-channel weights of a layer that follows a channel-pruned producer, or None."""
+    """Weights masked by a layer that copies a channel-pruned leader's unit mask, or None.
+
+    Per-channel layers after the leader mask their per-channel weights; layers
+    whose own units meet the leader's at a residual merge (group members) mask
+    those units, kernel and bias, as the leader does.
+    """
+    spec = per_channel_spec(layer)
+    if spec is None and channel_capable(layer):
+        own = spec_for(layer)
+        spec = LayerSpec((), tuple(t for t in own.pruned if t.unit_axis is not None)
+                         + own.unit_weights)
+    return spec
+
+
+def per_channel_spec(layer):
+    """Per-channel weights of a layer that keeps a producer's channels, or None."""
     if isinstance(layer, _L.BatchNormalization):
         # Built BatchNormalization layers hold a list of positive axes.
         axes = list(layer.axis) if isinstance(layer.axis, (list, tuple)) else [layer.axis]

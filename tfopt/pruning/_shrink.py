@@ -77,19 +77,19 @@ def _validate_channel_pruned(model):
 
 
 def _shrink_level(model):
-    cuts, units = _cuts(model)
+    cuts, widths = _cuts(model)
 
     def replace(layer):
         if _clone.is_graph_model(layer):
             return _shrink_level(layer), None, None
-        if layer.name not in cuts and not isinstance(layer, PruneWrapper):
+        if not (layer.name in cuts or layer.name in widths or isinstance(layer, PruneWrapper)):
             return None
         inner = _graph.unwrap(layer)
         weights = (layer.stripped_weights() if isinstance(layer, PruneWrapper)
                    else layer.get_weights())
         config = inner.get_config()
-        if layer.name in units:
-            config[_units_key(inner)] = units[layer.name]
+        if layer.name in widths:
+            _set_width(inner, config, widths[layer.name])
         new = inner.__class__.from_config(config)
         return new, new, _sliced(inner, weights, cuts.get(layer.name, ()))
 
@@ -97,39 +97,54 @@ def _shrink_level(model):
 
 
 def _cuts(model):
-    """({layer name: [(path, axis, kept indices)]}, {leader name: units kept}) of one level."""
+    """({layer: [(path, axis, kept indices)]}, {layer: channels kept}) of one model level."""
     layers = {layer.name: layer for layer in model.layers}
-    leaders = {name for name, layer in layers.items()
-               if isinstance(layer, PruneWrapper) and layer.follow is None
-               and layer.structure == _masks.CHANNELS}
-    groups, reasons = _graph.channel_plan(model, candidates=leaders)
+    pruned = {name for name, layer in layers.items()
+              if isinstance(layer, PruneWrapper) and layer.structure == _masks.CHANNELS
+              and _registry.channel_capable(layer.layer)}
+    groups, reasons = _graph.channel_plan(model, candidates=pruned)
     for name, reason in reasons.items():
         logging.info("tfopt.pruning: shrink leaves %s whole: %s.", name, reason)
-    cuts, units = collections.defaultdict(list), {}
+    cuts, widths = collections.defaultdict(list), {}
     for name, group in groups.items():
-        unit_mask = layers[name].unit_mask()
+        unmasked = [f for f in group.followers if not isinstance(layers[f], PruneWrapper)]
+        if unmasked:  # not pruned as one group (an older model?): cutting would change outputs
+            logging.info("tfopt.pruning: shrink leaves %s whole: %s kept its channels while "
+                         "training.", name, ", ".join(unmasked))
+            continue
+        members = [name] + group.members
+        # A unit stays if any member uses it (members trained together share one mask).
+        unit_mask = np.max([layers[member].unit_mask() for member in members], axis=0)
         kept = np.flatnonzero(unit_mask)
         if kept.size == unit_mask.size:
             continue
-        units[name] = kept.size
-        cuts[name] += _output_cuts(_graph.unwrap(layers[name]), kept)
-        for follower in group.followers:
+        for member in members:
+            widths[member] = kept.size
+            cuts[member] += _output_cuts(_graph.unwrap(layers[member]), kept)
+        for follower in group.per_channel:
             cuts[follower] += _follower_cuts(_graph.unwrap(layers[follower]), kept)
+        widths.update((reshape, kept.size) for reshape in group.reshapes)
         for consumer in group.consumers:
             rows = kept
             if consumer in group.flatten:
                 rows = _graph.flatten_keep_indices(
                     layers[group.flatten[consumer]].input_shape, kept)
             cuts[consumer] += _input_cuts(_graph.unwrap(layers[consumer]), rows)
-    return cuts, units
+    return cuts, widths
 
 
-def _units_key(layer):
-    if isinstance(layer, _L.Dense):
-        return "units"
-    if isinstance(layer, _L.Embedding):
-        return "output_dim"
-    return "filters"
+def _set_width(layer, config, width):
+    """Sets the number of channels a layer outputs in its config."""
+    if isinstance(layer, _L.Reshape):
+        *rest, last = config["target_shape"]
+        if last != -1:  # -1 adapts by itself
+            config["target_shape"] = (*rest, width)
+    elif isinstance(layer, _L.Dense):
+        config["units"] = width
+    elif isinstance(layer, _L.Embedding):
+        config["output_dim"] = width
+    else:
+        config["filters"] = width
 
 
 def _output_cuts(layer, kept):
@@ -139,7 +154,7 @@ def _output_cuts(layer, kept):
 
 
 def _follower_cuts(layer, kept):
-    cuts = [(t.path, t.unit_axis, kept) for t in _registry.follower_spec(layer).unit_weights]
+    cuts = [(t.path, t.unit_axis, kept) for t in _registry.per_channel_spec(layer).unit_weights]
     if isinstance(layer, _L.BatchNormalization):
         # Not masked during training, but one value per channel all the same.
         cuts += [("moving_mean", 0, kept), ("moving_variance", 0, kept)]
