@@ -1,6 +1,9 @@
 """tfopt._files.atomic_path, which every exporter writes through."""
 
 import os
+import subprocess
+import sys
+import tempfile
 
 import pytest
 
@@ -47,3 +50,25 @@ def test_writing_nothing_is_an_error(tmp_path):
         with _files.atomic_path(str(tmp_path / "model.tflite")):
             pass
     assert os.listdir(tmp_path) == []
+
+
+def test_staging_left_by_a_killed_process_is_removed_by_the_next_write(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    abandoned = tmp_path / f".tfopt-{dead.stdout.strip()}-abc123"
+    (abandoned / "saved_model").mkdir(parents=True)
+    in_use = tmp_path / f".tfopt-{os.getpid()}-def456"  # this process: still writing
+    in_use.mkdir()
+    (tmp_path / ".tfopt-settings").write_text("not a staging directory")
+    with _files.atomic_path(str(tmp_path / "model.tflite")) as temporary:
+        with open(temporary, "wb") as f:
+            f.write(b"content")
+    assert sorted(os.listdir(tmp_path)) == sorted([".tfopt-settings", in_use.name, "model.tflite"])
+
+
+def test_temporary_files_go_to_the_given_directory_for_the_block(tmp_path):
+    before = tempfile.gettempdir()
+    with _files.temporary_files_in(str(tmp_path)):
+        created = tempfile.mkdtemp()
+    assert os.path.dirname(created) == str(tmp_path)
+    assert tempfile.gettempdir() == before

@@ -1,13 +1,28 @@
 """Atomic writes: a file or directory appears complete at its path, or not at all.
 
 TF Serving polls its base path and LiteRT users copy whatever file they find, so
-tfopt never writes in place: it writes beside the target and renames.
+tfopt never writes in place: it writes into a staging directory beside the
+target and renames. Everything an export writes on the way (the TFLite
+converter's temporary SavedModel included, see `temporary_files_in`) lives in
+that one staging directory, named ``.tfopt-<process id>-<random>``. It is
+removed when the write ends, whether it succeeds or fails, and at interpreter
+exit; a process killed outright (SIGKILL, power loss) cannot remove it, so the
+next write into the same directory removes the staging directories of
+processes that no longer run.
 """
 
+import atexit
 import contextlib
 import os
+import re
 import shutil
 import tempfile
+
+_STAGING_PREFIX = ".tfopt-"
+_STAGING_NAME = re.compile(re.escape(_STAGING_PREFIX) + r"(\d+)-\w+$")
+
+# Staging directories of this process that are still in use, for the exit hook.
+_open_staging = set()
 
 
 @contextlib.contextmanager
@@ -19,7 +34,8 @@ def atomic_path(path):
     the same file name, so writers that check extensions (``model.save``) accept
     it. Write a file or a directory there. On success it replaces `path` (a file,
     or an empty directory); on any error the staging directory is removed and
-    `path` is untouched. Missing parent directories are created.
+    `path` is untouched. Missing parent directories are created. Enter the block
+    when there is something to write: the staging directory is created on entry.
 
     Args:
       path: where the file or directory should end up.
@@ -34,9 +50,11 @@ def atomic_path(path):
     target = os.path.abspath(path)
     directory = os.path.dirname(target)
     os.makedirs(directory, exist_ok=True)
+    remove_abandoned_staging(directory)
     # The dot keeps TF Serving (which loads integer-named directories) and most
     # file listings away from the half-written result.
-    staging = tempfile.mkdtemp(prefix=".tfopt-", dir=directory)
+    staging = tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{os.getpid()}-", dir=directory)
+    _open_staging.add(staging)
     try:
         temporary = os.path.join(staging, os.path.basename(target))
         yield temporary
@@ -45,4 +63,55 @@ def atomic_path(path):
                                     f"so there is nothing to move to {path!r}.")
         os.replace(temporary, target)
     finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        _open_staging.discard(staging)
+
+
+@contextlib.contextmanager
+def temporary_files_in(directory):
+    """Points Python's `tempfile` at `directory` for the block.
+
+    The TFLite converter saves the Keras model as a SavedModel in
+    ``tempfile.mkdtemp()`` before converting it, and removes it only if it
+    gets the chance. Inside a staging directory, that SavedModel goes away with
+    the staging directory. `tempfile.tempdir` is process-wide: temporary files
+    other threads create meanwhile land there too (and are removed with it).
+    """
+    previous = tempfile.tempdir
+    tempfile.tempdir = directory
+    try:
+        yield
+    finally:
+        tempfile.tempdir = previous
+
+
+def remove_abandoned_staging(directory):
+    """Removes staging directories in `directory` whose process no longer runs."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        match = _STAGING_NAME.match(name)
+        if match and not _running(int(match.group(1))):
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+
+
+def _running(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except OSError:
+        return True  # cannot tell: keep its files
+    return True
+
+
+@atexit.register
+def _remove_open_staging():
+    for staging in list(_open_staging):
         shutil.rmtree(staging, ignore_errors=True)

@@ -20,10 +20,13 @@ def tflite(model, path, mode="float32", representative_data=None, sparsity=False
            agreement_threshold=0.98):
     """Converts a Keras model to a TFLite file, checks it, and writes it atomically.
 
-    The file is converted in memory, checked (it loads in LiteRT; integer modes
-    leave no float tensor behind), optionally verified against the Keras model
-    on real examples, and only then renamed to `path`. If anything fails,
-    nothing is left at `path` (an existing file there stays as it was).
+    The file is converted, checked (it loads in LiteRT; integer modes leave no
+    float tensor behind), optionally verified against the Keras model on real
+    examples, and only then renamed to `path`. If anything fails, nothing is
+    left at `path` (an existing file there stays as it was). Everything written
+    on the way, the converter's temporary SavedModel included, stays in one
+    hidden ``.tfopt-*`` directory beside `path`, removed when the export ends;
+    if the process is killed, the next export into that directory removes it.
 
     Modes:
       - "float32": plain conversion.
@@ -94,7 +97,11 @@ def tflite(model, path, mode="float32", representative_data=None, sparsity=False
         verify = _validate_verify(verify, model)
 
     with _files.atomic_path(path) as temporary:
-        content = _convert.convert(model, mode, calibration, sparsity, quantization_aware)
+        # The converter's temporary SavedModel goes to the staging directory too,
+        # so an export killed mid-way leaves one directory, which the next
+        # export into this directory removes.
+        with _files.temporary_files_in(os.path.dirname(temporary)):
+            content = _convert.convert(model, mode, calibration, sparsity, quantization_aware)
         _validate_file(content, mode, sparsity)
         with open(temporary, "wb") as f:
             f.write(content)
