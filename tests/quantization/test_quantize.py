@@ -126,18 +126,21 @@ def _attention_model():
 
 
 def test_unquantizable_layers_are_reported_together():
+    inputs = keras.Input((4, 8))
+    h = L.Lambda(lambda x: 2.0 * x, name="double")(L.GRU(3, name="gru")(inputs))
     with pytest.raises(ValueError) as error:
-        quantization.quantize(_attention_model())
+        quantization.quantize(keras.Model(inputs, h))
     message = str(error.value)
     assert "cannot quantize 2 layer(s)" in message
-    assert "'mha' (MultiHeadAttention)" in message and "'scale' (Scale)" in message
+    assert "'double' (Lambda): a Lambda layer runs Python code" in message
+    assert "'gru' (GRU): TFLite has no fused int8 GRU kernel" in message
     assert "layers=" in message and "quantize_configs=" in message
 
 
-def test_a_config_cannot_make_a_two_input_call_quantizable():
-    output_only = quantization.LayerQuantizeConfig(quantize_output=True)
-    with pytest.raises(ValueError, match="'mha' .*called with 2 positional inputs"):
-        quantization.quantize(_attention_model(), quantize_configs={"mha": output_only})
+def test_a_second_positional_input_is_passed_on_by_name():
+    # MultiHeadAttention()(q, v): the clone passes v as value=v, which the wrapper forwards.
+    q = quantization.quantize(_attention_model(), layers=lambda layer: layer.name != "scale")
+    assert "mha" in _wrapped(q)
 
 
 def test_the_remedies_of_the_error_work():
@@ -147,7 +150,7 @@ def test_the_remedies_of_the_error_work():
     configured = quantization.quantize(
         model, layers=lambda l: l.name != "mha",
         quantize_configs={"scale": quantization.LayerQuantizeConfig(["w"], quantize_output=True)})
-    assert {"scale", "flat", "out"} == set(_wrapped(configured))
+    assert {"scale", "flat", "out"} <= set(_wrapped(configured))
     assert isinstance(_weight_quantizer(_wrapped(configured)["scale"]), quantization.FixedPoint)
 
 

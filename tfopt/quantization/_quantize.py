@@ -11,6 +11,7 @@ from tfopt import _clone
 from tfopt import _data
 from tfopt.quantization import _affine
 from tfopt.quantization import _calibrate
+from tfopt.quantization import _layer_configs
 from tfopt.quantization import _lookup
 from tfopt.quantization import _scheme
 
@@ -19,6 +20,7 @@ _tfmot_q = tfmot.quantization.keras
 # What tfmot's QuantizeAwareActivation and its Activation-layer config accept.
 _ACTIVATIONS = frozenset({"linear", "relu", "swish", "gelu", "softmax", "sigmoid", "tanh"})
 _ACTIVATION_LAYER_ACTIVATIONS = _ACTIVATIONS | {"relu6"}
+_SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
 
 
 def quantize(model, scheme="int8", layers=None, int8_layers="first_last",
@@ -165,11 +167,30 @@ def _activation_name(activation):
 
 
 def _problem(layer, registry):
-    if isinstance(layer, keras.layers.Lambda) or not registry.supports(layer):
-        return "tfmot has no QuantizeConfig for this layer type"
+    """Why `quantize` cannot quantize `layer` (int8 in a TFLite file), or None."""
+    if isinstance(layer, _SEPARABLE):
+        # tfmot's layout transform splits these into layers its registry quantizes.
+        if getattr(layer, "padding", None) == "causal":
+            return "tfmot's SeparableConv1D transform does not support padding='causal'"
+        return None
+    if _layer_configs.converter_problem(layer):
+        return _layer_configs.converter_problem(layer)
+    if _layer_configs.left_to_converter(layer):
+        return None
+    if isinstance(layer, keras.layers.Lambda):
+        return ("a Lambda layer runs Python code tfmot cannot see into; rebuild it from "
+                "Keras layers, or pass a QuantizeConfig for it")
+    if type(layer).__name__ in ("TFOpLambda", "SlicingOpLambda") and not registry.supports(layer):
+        return (f"tfopt quantizes recorded tf.* ops only as x+y, x-y, x*y, max, min of two "
+                f"tensors or x+c, x-c, x*c, x/c with a number c (this is "
+                f"tf.{layer.get_config().get('function')}); build it from Keras layers")
+    if not registry.supports(layer):
+        return "neither tfmot nor tfopt has a QuantizeConfig for this layer type"
     if isinstance(layer, keras.layers.Activation):
         allowed = _ACTIVATION_LAYER_ACTIVATIONS
-    elif hasattr(layer, "activation"):
+    elif hasattr(layer, "activation") and not _layer_configs.supports(layer):
+        allowed = _ACTIVATIONS
+    elif type(layer) is keras.layers.Conv1D:
         allowed = _ACTIVATIONS
     else:
         return None
@@ -179,8 +200,17 @@ def _problem(layer, registry):
     return None
 
 
-def _positional_inputs(layer):
-    return max((len(node.call_args) for node in layer._inbound_nodes), default=1)
+def _unnamed_inputs(layer):
+    """How many positional call arguments of `layer` have no parameter name.
+
+    Cloning rebuilds a Functional model from its config, which stores every
+    positional argument after the first under its parameter name (the second
+    input of ``MultiHeadAttention()(q, v)`` becomes ``value=v``), and tfmot's
+    QuantizeWrapper passes keyword arguments on. Only arguments that land in a
+    ``*args`` have no name: the config drops them.
+    """
+    named = len(layer._call_spec.arg_names)
+    return max((len(node.call_args) - named for node in layer._inbound_nodes), default=0)
 
 
 def _check_quantizable(model, chosen, configs, registry):
@@ -189,10 +219,9 @@ def _check_quantizable(model, chosen, configs, registry):
         if layer.name not in chosen:
             continue
         reason = None if layer.name in configs else _problem(layer, registry)
-        if reason is None and _positional_inputs(layer) > 1:
-            # QuantizeWrapper.call(inputs, training, ...) would take the second as `training`.
-            reason = (f"it is called with {_positional_inputs(layer)} positional inputs; "
-                      "tfmot's QuantizeWrapper passes one")
+        if reason is None and _unnamed_inputs(layer) > 0:
+            reason = (f"it is called with {_unnamed_inputs(layer)} positional argument(s) "
+                      "its call signature does not name, which a clone drops")
         if reason:
             problems.append((layer, reason))
     if not problems:
