@@ -64,14 +64,14 @@ def main(argv):
             ("int8, post-training", model, dict(mode="int8", representative_data=calibration)),
             ("int8, quantization-aware", qat, dict(mode="int8")),
             ("binary weights (int8 file)", binary, dict(mode="int8"))]
-    print(f"{'file':<28}{'accuracy':>9}{'agrees':>8}{'bytes':>9}{'gzip':>8}{'latency us':>12}")
+    print(f"{'file':<28}{'accuracy':>9}{'agrees':>8}{'bytes':>9}{'gzip':>8}{'latency ms':>12}")
     with tempfile.TemporaryDirectory() as directory:
         for label, source, options in rows:
             path = os.path.join(directory, "model.tflite")
             export.tflite(source, path, verify=(x_test, y_test), **options)
             f = export.verify_tflite(path, x_test, y_test, reference=source)
             print(f"{label:<28}{f['accuracy']:>9.3f}{f['agreement']:>8.3f}{f['bytes']:>9,}"
-                  f"{f['gzip_bytes']:>8,}{1000 * f['latency_ms']:>12.1f}")
+                  f"{f['gzip_bytes']:>8,}{f['latency_ms']:>12.4f}")
     print(f"\nbinary weights bit-packed: {quantization.packed_weight_bytes(binary):,} bytes "
           "(1 bit per binarized weight + per-channel scales; first and last layers int8)")
 
