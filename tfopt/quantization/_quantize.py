@@ -20,7 +20,6 @@ _tfmot_q = tfmot.quantization.keras
 # What tfmot's QuantizeAwareActivation and its Activation-layer config accept.
 _ACTIVATIONS = frozenset({"linear", "relu", "swish", "gelu", "softmax", "sigmoid", "tanh"})
 _ACTIVATION_LAYER_ACTIVATIONS = _ACTIVATIONS | {"relu6"}
-_SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
 
 
 def quantize(model, scheme="int8", layers=None, int8_layers="first_last",
@@ -168,11 +167,11 @@ def _activation_name(activation):
 
 def _problem(layer, registry):
     """Why `quantize` cannot quantize `layer` (int8 in a TFLite file), or None."""
-    if isinstance(layer, _SEPARABLE):
-        # tfmot's layout transform splits these into layers its registry quantizes.
-        if getattr(layer, "padding", None) == "causal":
-            return "tfmot's SeparableConv1D transform does not support padding='causal'"
-        return None
+    if type(layer) is keras.layers.SeparableConv2D:
+        return None  # tfmot's layout transform splits it into layers its registry quantizes
+    if type(layer) is keras.layers.SeparableConv1D:
+        return ("tfmot's SeparableConv1D transform inserts Lambda layers that tf_keras 2.21 "
+                "refuses to rebuild (safe_mode); use a SeparableConv2D on a (length, 1) axis")
     if _layer_configs.converter_problem(layer):
         return _layer_configs.converter_problem(layer)
     if _layer_configs.left_to_converter(layer):
