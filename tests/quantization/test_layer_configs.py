@@ -157,3 +157,22 @@ def test_keras_file_round_trip(kind, tmp_path):
     loaded = quantization.load_model(tmp_path / "q.keras")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), q.predict(x, verbose=0), atol=1e-6)
     assert (type(_wrapped(loaded)["target"].quantize_config).__name__ == CONFIGS[kind])
+
+
+def test_separable_conv2d_goes_through_tfmots_transform(tmp_path):
+    # Xception's blocks: tfmot splits SeparableConv2D into DepthwiseConv2D + Conv2D.
+    model = _images(lambda x: L.ReLU(name="relu")(L.SeparableConv2D(
+        4, 3, padding="same", name="target")(x)))
+    x = _data(model)
+    q = quantization.quantize(model, representative_data=x)
+    kinds = {type(layer.layer) for layer in _wrapped(q).values()}
+    assert {L.DepthwiseConv2D, L.Conv2D} <= kinds and L.SeparableConv2D not in kinds
+    path = export.tflite(q, tmp_path / "m.tflite", mode="int8")
+    assert not [d for d in tensor_dtypes(path)[2] if d.kind == "f"]
+
+
+def test_separable_conv1d_is_refused_with_the_reason():
+    model = _sequence(lambda x: L.SeparableConv1D(4, 3, name="target")(x))
+    with pytest.raises(ValueError, match="'target' \\(SeparableConv1D\\): tfmot's SeparableConv1D "
+                                         "transform inserts Lambda layers"):
+        quantization.quantize(model)
