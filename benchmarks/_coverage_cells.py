@@ -160,12 +160,20 @@ def tflite_facts(content):
             "ops": len(ops)}
 
 
+class NotInt8Error(ValueError):
+    """A TFLite file that converted but kept float tensors; `figures` describes it."""
+
+    def __init__(self, facts):
+        super().__init__(f"not fully int8: outputs {facts['output_dtypes']}, "
+                         f"{facts['float_tensors']} float tensors, e.g. "
+                         f"{facts['first_float_tensors']}")
+        self.figures = facts
+
+
 def _int8_file(content):
     facts = tflite_facts(content)
     if not facts["fully_int8"]:
-        raise ValueError(f"not fully int8: outputs {facts['output_dtypes']}, "
-                         f"{facts['float_tensors']} float tensors, e.g. "
-                         f"{facts['first_float_tensors']}")
+        raise NotInt8Error(facts)
     return facts
 
 

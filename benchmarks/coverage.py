@@ -60,11 +60,20 @@ _TRACE_ROOTS = ("tfopt/", "tensorflow_model_optimization/", "tf_keras/", "tensor
 
 # The worker: runs its cells in order, reporting each phase and result -----------
 
+def _chain(error):
+    """`error` and the exceptions that caused it, outermost first."""
+    chain = [error]
+    while (chain[-1].__cause__ or chain[-1].__context__) and len(chain) < 5:
+        chain.append(chain[-1].__cause__ or chain[-1].__context__)
+    return chain
+
+
 def _where(error):
-    """The innermost frame of the traceback in tfopt, else in tfmot, Keras or TF."""
-    frames = traceback.extract_tb(error.__traceback__)
+    """The innermost frame in tfopt (else tfmot, Keras, TF) of the deepest cause."""
+    frames = [frame for e in reversed(_chain(error))
+              for frame in reversed(traceback.extract_tb(e.__traceback__))]
     for root in _TRACE_ROOTS:
-        for frame in reversed(frames):
+        for frame in frames:
             marker = "/" + root
             if marker in frame.filename:
                 return f"{root}{frame.filename.split(marker, 1)[1]}:{frame.lineno}"
@@ -76,6 +85,12 @@ def reason(error):
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     text = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
     return text if len(text) <= 110 else text[:107] + "..."
+
+
+def detail(error):
+    """The messages of `error` and its causes, for the JSON file (the table has `reason`)."""
+    return " <- ".join(f"{type(e).__name__}: {' '.join(str(e).split())[:400]}"
+                       for e in _chain(error))
 
 
 def run_worker(keys, log_path):
@@ -99,7 +114,7 @@ def run_worker(keys, log_path):
             outcome = {"status": "ok", "figures": figures}
         except Exception as error:  # noqa: BLE001  (every failure is a result here)
             outcome = {"status": "failed", "reason": reason(error), "where": _where(error),
-                       "figures": getattr(error, "figures", None)}
+                       "detail": detail(error), "figures": getattr(error, "figures", None)}
         outcome["seconds"] = round(time.perf_counter() - start, 1)
         write(cell=key, result=outcome)
 
