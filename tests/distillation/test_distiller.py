@@ -127,8 +127,8 @@ def test_keras_file_round_trip_and_resumed_training(teacher, digits, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(temperature=0), r"temperature must be a number > 0, got 0"),
-    (dict(temperature=-1.0), r"temperature must be a number > 0"),
+    (dict(temperature=0), r"temperature must be a finite number > 0, got 0"),
+    (dict(temperature=-1.0), r"temperature must be a finite number > 0"),
     (dict(alpha=1.5), r"alpha must be in \[0, 1\], got 1.5"),
     (dict(alpha=-0.1), r"alpha must be in \[0, 1\]"),
     (dict(teacher_outputs="softmax"), r"teacher_outputs must be one of \['logits', 'probabilities'\]"),

@@ -1,11 +1,13 @@
 """Distiller: a Keras model that trains a student to imitate a teacher inside `fit`."""
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfopt import _models
 from tfopt.distillation import _hints
 from tfopt.distillation import _outputs
+from tfopt.distillation import _validate
+
 
 @keras.utils.register_keras_serializable(package="tfopt")
 class Distiller(keras.Model):
@@ -36,8 +38,10 @@ class Distiller(keras.Model):
     is not part of `distiller.student`.
 
     Args:
-      teacher: the trained model to imitate (one output).
-      student: the model to train; its output must have the teacher's shape.
+      teacher: the trained model to imitate (one output of at least two
+        classes).
+      student: the model to train, with its own weights: the teacher's input
+        and output shapes.
       temperature: softening temperature T > 0. Defaults to 4.0.
       alpha: weight of the hard-label loss, in [0, 1]. Defaults to 0.1.
       teacher_outputs: "logits" or "probabilities": what the teacher outputs.
@@ -62,12 +66,13 @@ class Distiller(keras.Model):
 
     def __init__(self, teacher, student, temperature=4.0, alpha=0.1, teacher_outputs="logits",
                  student_outputs="logits", hints=None, hint_weight=1.0, **kwargs):
+        _validate.keyword_arguments(kwargs)
         super().__init__(**kwargs)
         if isinstance(teacher, dict):
             teacher = keras.saving.deserialize_keras_object(teacher)
         if isinstance(student, dict):
             student = keras.saving.deserialize_keras_object(student)
-        self._validate_models(teacher, student)
+        _validate.models(teacher, student)
         self.teacher, self.student = teacher, student
         self.temperature = self._validate_temperature(temperature)
         self.alpha = self._validate_alpha(alpha)
@@ -78,29 +83,12 @@ class Distiller(keras.Model):
         _outputs.validate_kind_matches_model(student, self.student_outputs, "student_outputs",
                                              "student")
         self.hints = _hints.validate_hints(hints)
-        self.hint_weight = _hints.validate_hint_weight(hint_weight)
+        self.hint_weight = _hints.validate_hint_weight(hint_weight, self.hints)
         self._build_hints()
         names = ("loss", "student_loss", "distillation_loss") + (
             ("hint_loss",) if self.hints else ())
         self._trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.built = True  # teacher and student are built: every weight exists already
-
-    @staticmethod
-    def _validate_models(teacher, student):
-        _models.validate_tf_keras_model(teacher, "Distiller teacher")
-        _models.validate_tf_keras_model(student, "Distiller student")
-        if teacher is student:
-            raise ValueError("The teacher and the student are the same model; distillation "
-                             "trains a separate (usually smaller) student. Build a new one, "
-                             "e.g. with keras.models.clone_model.")
-        teacher_shape = _outputs.output_shape(teacher, "teacher")
-        student_shape = _outputs.output_shape(student, "student")
-        if teacher_shape[1:] != student_shape[1:]:
-            raise ValueError(
-                f"The teacher's output shape {teacher_shape} and the student's "
-                f"{student_shape} differ; the student must predict the same classes. "
-                "Give its last layer as many units as the teacher's."
-            )
 
     def _build_hints(self):
         # The tap models share their layers with teacher and student; _Taps keeps them out
@@ -119,16 +107,14 @@ class Distiller(keras.Model):
 
     @staticmethod
     def _validate_temperature(temperature):
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
-                or not temperature > 0:
-            raise ValueError(f"temperature must be a number > 0, got {temperature!r}; "
+        if not _validate.is_number(temperature) or not 0 < temperature < float("inf"):
+            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}; "
                              "1 leaves the outputs as they are, 2-8 is typical.")
         return float(temperature)
 
     @staticmethod
     def _validate_alpha(alpha):
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) \
-                or not 0.0 <= alpha <= 1.0:
+        if not _validate.is_number(alpha) or not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha!r}: it weighs the hard-label "
                              "loss against the distillation loss (1 - alpha).")
         return float(alpha)
@@ -140,10 +126,30 @@ class Distiller(keras.Model):
         entropy on the student's logits (or probabilities, per
         `student_outputs`).
         """
+        _validate.optimizer(optimizer)
         if loss is None:
             loss = keras.losses.SparseCategoricalCrossentropy(
                 from_logits=self.student_outputs == "logits")
+        loss, self._class_index_labels = _validate.hard_loss(loss, self.student_outputs)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """Like `Model.fit`; NumPy inputs and labels are checked before training starts."""
+        self._validate_data(x, y, "fit")
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, (tuple, list)) and len(validation) >= 2:
+            self._validate_data(validation[0], validation[1], "fit(validation_data=...)")
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """Like `Model.evaluate`, with the same checks as `fit`."""
+        self._validate_data(x, y, "evaluate")
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def _validate_data(self, x, y, where):
+        _validate.data(x, y, _validate.input_shapes(self.student),
+                       _outputs.output_shape(self.student, "student")[-1],
+                       getattr(self, "_class_index_labels", False), where)
 
     def compile_from_config(self, config):
         # Keras skips a custom compile() when loading unless this is defined.
@@ -161,6 +167,11 @@ class Distiller(keras.Model):
 
     def distillation_loss(self, teacher_outputs, student_outputs):
         """Per-example ``T**2 * KL(teacher || student)`` at the temperature."""
+        shapes = [tf.TensorShape(o.shape if hasattr(o, "shape") else np.shape(o))
+                  for o in (teacher_outputs, student_outputs)]
+        if not shapes[0].is_compatible_with(shapes[1]):
+            raise ValueError(f"distillation_loss needs teacher and student outputs of the same "
+                             f"shape, got {shapes[0]} and {shapes[1]}.")
         t = _outputs.log_probabilities(teacher_outputs, self.teacher_outputs, self.temperature)
         s = _outputs.log_probabilities(student_outputs, self.student_outputs, self.temperature)
         kl = tf.reduce_sum(tf.exp(t) * (t - s), axis=-1)
@@ -220,6 +231,8 @@ class Distiller(keras.Model):
 
     def _hard_loss(self, y, student_outputs, sample_weight):
         """The compiled loss of this replica's batch, undoing Keras' 1/replicas scaling."""
+        if self._class_index_labels and y.shape.rank is not None:  # e.g. from a tf.data pipeline
+            _validate.labels(y.shape, student_outputs.shape[-1], "fit/evaluate")
         scaled = self.compiled_loss(y, student_outputs, sample_weight,
                                     regularization_losses=self.student.losses)
         return scaled * tf.distribute.get_strategy().num_replicas_in_sync

@@ -9,6 +9,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfopt import _clone
+from tfopt.distillation import _validate
 
 
 def validate_hints(hints):
@@ -31,10 +32,14 @@ def validate_hints(hints):
     return tuple(pairs)
 
 
-def validate_hint_weight(weight):
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+def validate_hint_weight(weight, hints):
+    if not _validate.is_number(weight) or not weight >= 0:
         raise ValueError(f"hint_weight must be a number >= 0, got {weight!r}: it multiplies the "
                          "mean squared error between the paired activations.")
+    if not hints and weight != 1.0:
+        raise ValueError(f"hint_weight={weight!r} has no effect without hints; name the layer "
+                         "pairs to match, e.g. hints=[('conv2d_1', 'conv2d_1')], or leave "
+                         "hint_weight at its default.")
     return float(weight)
 
 

@@ -2,14 +2,17 @@
 
 import tensorflow as tf
 import tf_keras as keras
+from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
 
 from tfopt import _clone
+from tfopt.distillation import _validate
 from tfopt.distillation import _widths
 from tfopt.pruning import _callbacks
 from tfopt.pruning import _prune
 from tfopt.pruning import _registry
 from tfopt.pruning import _schedules
 from tfopt.pruning._shrink import shrink
+from tfopt.pruning._wrapper import PruneWrapper
 
 _WEIGHTS = (None, "teacher")
 
@@ -51,8 +54,9 @@ def make_student(teacher, width=0.5, weights=None):
       A new, untrained Keras model.
 
     Raises:
-      ValueError: for a subclassed teacher, a width outside (0, 1], unknown
-        `weights`, or a layer Keras cannot rebuild at its new width. With
+      ValueError: for a subclassed, quantization-aware or unstripped pruned
+        teacher, a width outside (0, 1], unknown `weights`, or a layer Keras
+        cannot rebuild at its new width. With
         ``weights="teacher"``, also when channel pruning cannot cut a narrowed
         layer (e.g. one feeding a Concatenate).
 
@@ -61,7 +65,8 @@ def make_student(teacher, width=0.5, weights=None):
       >>> distiller = Distiller(teacher, student, teacher_outputs="probabilities")
     """
     _clone.validate_model(teacher, "make_student")
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
+    _validate_not_pruned(teacher)
+    if not _validate.is_number(width) or not 0 < width <= 1:
         raise ValueError(f"width must be in (0, 1], got {width!r}: the fraction of each hidden "
                          "layer's units and filters the student keeps.")
     if weights not in _WEIGHTS:
@@ -80,6 +85,16 @@ def make_student(teacher, width=0.5, weights=None):
     if weights == "teacher":
         student.set_weights(_teacher_weights(teacher, width, plan.narrowed(), student))
     return student
+
+
+def _validate_not_pruned(teacher):
+    pruned = [layer.name for layer in _clone.all_layers(teacher)
+              if isinstance(layer, (PruneWrapper, pruning_wrapper.PruneLowMagnitude))]
+    if pruned:
+        raise ValueError(
+            f"make_student needs a plain model; {teacher.name!r} still holds pruning wrappers "
+            f"{pruned[:3]}{' and more' if len(pruned) > 3 else ''}, which it would copy "
+            "instead of narrowing. Strip first: make_student(tfopt.pruning.strip(teacher)).")
 
 
 def _channel_prunable(layer):
