@@ -1,11 +1,12 @@
 # Two entry points: `make demo` runs the pruning, quantization and distillation examples,
-# `make test` the suite.
+# `make test` the suite (without the tests marked slow: the real-architecture matrix, which
+# `make test-slow` runs; CI runs both).
 # Both create (or reuse) a virtual environment in .venv and install tfopt into it.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test benchmark benchmark-pruning benchmark-quantization benchmark-distillation benchmark-coverage bazel-test clean
+.PHONY: demo test test-slow benchmark benchmark-pruning benchmark-quantization benchmark-distillation benchmark-coverage bazel-test clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +20,10 @@ demo: $(VENV)/.installed
 	$(PY) examples/distill_digits.py
 
 test: $(VENV)/.installed
-	$(PY) -m pytest --durations=5 tests
+	$(PY) -m pytest --durations=5 -m "not slow" tests
+
+test-slow: $(VENV)/.installed
+	$(PY) -m pytest --durations=10 -m slow tests
 
 # Fashion-MNIST comes from Debian: sudo apt-get install dataset-fashion-mnist
 benchmark: benchmark-pruning benchmark-quantization benchmark-distillation
