@@ -1,26 +1,11 @@
 """channel_plan(): which units can be removed, read from small hand-made graphs."""
 
 import pytest
-import tensorflow as tf
-
 import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tf_keras as keras
 from tfopt.pruning import _graph
 
 L = keras.layers
-
-
-def _raises(x):
-    raise RuntimeError("no")
-
-
-@pytest.mark.parametrize("activation, expected", [
-    ("relu", True), ("linear", True), ("gelu", True), ("swish", True), ("relu6", True),
-    ("softmax", False), ("sigmoid", False), ("hard_sigmoid", False), ("elu", True),
-    (_raises, False),
-])
-def test_zero_preserving_holds_for_any_activation(activation, expected):
-    assert _graph._zero_preserving(keras.activations.get(activation)) is expected
 
 
 def _softmax_head():
@@ -34,24 +19,6 @@ def test_softmax_head_stays_whole_and_the_rest_is_planned():
     groups, reasons = _graph.channel_plan(_softmax_head())
     assert set(groups) == {"conv"} and groups["conv"].consumers == ["predictions"]
     assert "model output" in reasons["predictions"]
-
-
-def _tf_op_model():
-    inputs = keras.Input((8, 8, 3))
-    x = L.Conv2D(8, 1, name="conv")(inputs)  # the letters of "conv" were read as layer names
-    x = tf.nn.relu(x * 2.0)
-    x = L.Conv2D(6, 3, activation="relu", name="head")(x)
-    x = L.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, L.Dense(3, name="logits")(x))
-
-
-def test_graph_reads_tf_op_layers_called_with_constants():
-    graph = _graph._Graph(_tf_op_model())
-    multiply = graph.consumers["conv"]
-    assert len(multiply) == 1 and graph.producers[multiply[0]] == ["conv"]
-    assert graph.outputs == {"logits"}
-    groups, _ = _graph.channel_plan(_tf_op_model())
-    assert "head" in groups
 
 
 def _residual_stage():
@@ -84,7 +51,7 @@ def test_a_group_stays_whole_unless_all_its_members_are_pruned():
     candidates = {"stem", "expand1", "reduce1", "reduce2"}  # expand2 left out by the user
     groups, reasons = _graph.channel_plan(_residual_stage(), candidates=candidates)
     assert set(groups) == {"reduce1", "reduce2"}
-    assert "'expand2', which is not being pruned" in reasons["stem"]
+    assert "meet those of 'expand2' at 'add2', and 'expand2' is not being pruned" in reasons["stem"]
     assert reasons["stem"] == reasons["expand1"]
 
 
@@ -94,17 +61,18 @@ def _add_with_input():
     return keras.Model(inputs, L.Dense(3, name="logits")(L.GlobalAveragePooling2D()(x)))
 
 
-def _concatenate():
-    inputs = keras.Input((8, 8, 3))
-    x = L.Concatenate()([L.Conv2D(4, 1, name="left")(inputs), L.Conv2D(4, 1, name="right")(inputs)])
-    return keras.Model(inputs, L.Dense(3, name="logits")(L.GlobalAveragePooling2D()(x)))
-
-
 def _sigmoid_member():
     inputs = keras.Input((8, 8, 3))
     x = L.Conv2D(4, 1, name="stem")(inputs)
     x = L.Add()([x, L.Conv2D(4, 1, activation="sigmoid", name="branch")(x)])
-    return keras.Model(inputs, L.Dense(3, name="logits")(L.GlobalAveragePooling2D()(x)))
+    return keras.Model(inputs, L.Conv2D(3, 3, name="head")(x))  # zero padding at the borders
+
+
+def _softmax_member():
+    inputs = keras.Input((8, 3))
+    x = L.Dense(4, name="stem")(inputs)
+    x = L.Add()([x, L.Dense(4, activation="softmax", name="branch")(x)])
+    return keras.Model(inputs, L.Dense(3, name="head")(x))
 
 
 def _channel_broadcast():
@@ -114,15 +82,68 @@ def _channel_broadcast():
     return keras.Model(inputs, L.Dense(3, name="logits")(L.GlobalAveragePooling2D()(x)))
 
 
+def _add_after_concatenate():
+    inputs = keras.Input((8, 8, 3))
+    x = L.Concatenate()([L.Conv2D(4, 1, name="left")(inputs), L.Conv2D(4, 1, name="right")(inputs)])
+    x = L.Add()([x, L.Conv2D(8, 1, name="other")(inputs)])
+    return keras.Model(inputs, L.Dense(3, name="logits")(L.GlobalAveragePooling2D()(x)))
+
+
+def _constant_into_flatten():
+    inputs = keras.Input((4, 3))
+    x = L.BatchNormalization(name="bn")(L.Concatenate()([inputs, L.Dense(4, name="dense")(inputs)]))
+    return keras.Model(inputs, L.Dense(3, name="logits")(L.Flatten()(x)))
+
+
 @pytest.mark.parametrize("build, name, reason", [
     (_add_with_input, "branch", "meet the model input"),
-    (_concatenate, "left", "(Concatenate), which tfopt cannot cut"),
-    (_sigmoid_member, "stem", "activation of 'branch' does not map 0 to 0"),
+    (_sigmoid_member, "stem", "reach 'head' through 'add_"),
+    (_softmax_member, "stem", "not fixed: the activation of 'branch' mixes them"),
     (_channel_broadcast, "stem", "(Multiply), which tfopt cannot cut"),
+    (_add_after_concatenate, "left", "merges them with other channels after a Concatenate"),
+    (_constant_into_flatten, "dense", "constant, which 'flatten"),
 ])
 def test_groups_that_cannot_be_cut_stay_whole(build, name, reason):
     groups, reasons = _graph.channel_plan(build())
     assert name not in groups and reason in reasons[name]
+
+
+def _sigmoid_member_into_dense():
+    inputs = keras.Input((8, 8, 3))
+    x = L.Conv2D(4, 1, name="stem")(inputs)
+    x = L.Add(name="add")([x, L.Conv2D(4, 1, activation="sigmoid", name="branch")(x)])
+    return keras.Model(inputs, L.Dense(3, name="logits")(L.GlobalAveragePooling2D(name="pool")(x)))
+
+
+def test_a_constant_channel_is_absorbed_by_a_dense_or_pointwise_consumer():
+    group = _graph.channel_plan(_sigmoid_member_into_dense())[0]["stem"]
+    assert group.members == ["branch"] and group.constants == {"logits": "pool"}
+    assert "branch" not in group.constants  # 'branch' reads 'stem' where it is still zero
+
+
+def _dense_block():
+    """DenseNet: each layer's new channels are concatenated after all earlier ones."""
+    inputs = keras.Input((8, 8, 3))
+    x = L.Conv2D(6, 3, padding="same", name="stem")(inputs)
+    for i in (1, 2):
+        y = L.ReLU()(L.BatchNormalization(name=f"bn{i}")(x))
+        y = L.Conv2D(4, 1, use_bias=False, name=f"grow{i}")(y)  # DenseNet: 1x1, then 3x3
+        x = L.Concatenate(name=f"concat{i}")([x, y])
+    x = L.ReLU(name="relu")(L.BatchNormalization(name="bn")(x))
+    return keras.Model(inputs, L.Conv2D(5, 1, name="transition")(x))
+
+
+def test_concatenated_channels_are_cut_at_their_offset():
+    groups, reasons = _graph.channel_plan(_dense_block())
+    assert set(groups) == {"stem", "grow1", "grow2"} and set(reasons) == {"transition"}
+    grow1 = groups["grow1"]
+    assert grow1.shared == ["bn2", "bn"] and not grow1.per_channel
+    assert grow1.offsets == {"bn2": 6, "grow2": 6, "bn": 6, "transition": 6}
+    assert set(grow1.constants) == {"grow2", "transition"}  # BatchNormalization of 0
+    stem = groups["stem"]
+    assert stem.per_channel == ["bn1"] and stem.shared == ["bn2", "bn"]
+    assert "grow1" not in stem.constants  # bn1 is masked: zeros, nothing to absorb
+    assert groups["grow2"].offsets["transition"] == 10
 
 
 def _hard_swish(x):

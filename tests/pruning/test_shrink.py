@@ -110,6 +110,27 @@ def _hard_swish():
     return keras.Model(inputs, L.Dense(3)(L.GlobalAveragePooling2D()(L.Conv2D(6, 1)(x))))
 
 
+def _constant_absorbed():
+    """Removed units leave a constant (ReLU(threshold) of 0) that the Dense takes into its bias."""
+    return keras.Sequential([keras.Input((6, 6, 2)), L.Conv2D(8, 1, name="constant"),
+                             L.ReLU(negative_slope=0.1, threshold=1.0),
+                             L.GlobalAveragePooling2D(), L.Dense(3)])
+
+
+def _dense_block():
+    """DenseNet: new channels concatenated after the old; BatchNormalization of all of them."""
+    inputs = keras.Input((8, 8, 2))
+    x = L.Conv2D(6, 3, padding="same", name="stem")(inputs)
+    for i in (1, 2):
+        y = L.ReLU()(L.BatchNormalization()(x))
+        y = L.Conv2D(8, 1, use_bias=False, name=f"bottleneck{i}")(y)
+        y = L.Conv2D(4, 3, padding="same", use_bias=False, name=f"grow{i}")(L.ReLU()(y))
+        x = L.Concatenate()([x, y])
+    x = L.ReLU()(L.BatchNormalization()(x))
+    x = L.AveragePooling2D(2)(L.Conv2D(6, 1, use_bias=False, name="transition")(x))
+    return keras.Model(inputs, L.Dense(3)(L.GlobalAveragePooling2D()(x)))
+
+
 def _nested():
     inner = keras.Sequential([keras.Input((6, 6, 8)), L.Conv2D(8, 3), L.BatchNormalization(),
                               L.ReLU(), L.Conv2D(6, 1, activation="relu"),
@@ -134,6 +155,8 @@ CASES = {
     "tf_op_residual": _tf_op_residual,
     "squeeze_excite": _squeeze_excite,
     "hard_swish": _hard_swish,
+    "constant_absorbed": _constant_absorbed,
+    "dense_block": _dense_block,
     "nested": _nested,
 }
 
@@ -200,6 +223,9 @@ def test_shrink_cuts_layers_meeting_at_a_residual_add_jointly():
 @pytest.mark.parametrize("build, cut", [
     (_residual_stage, {"stem": 4, "expand1": 4, "expand2": 4, "reduce1": 3, "reduce2": 3}),
     (_squeeze_excite, {"expand": 4, "se_expand": 4, "project": 3}),
+    (_constant_absorbed, {"constant": 4}),
+    (_dense_block, {"stem": 3, "bottleneck1": 4, "grow1": 2, "bottleneck2": 4, "grow2": 2,
+                    "transition": 3}),
 ])
 def test_shrink_cuts_every_member_of_a_group(build, cut):
     pruned, _ = _pruned(build)
@@ -253,9 +279,12 @@ def _channels_first_flatten():
 
 
 def _relu_not_zero_at_zero():
+    # Removed channels leave ReLU as a constant, which a 3x3 window with zero
+    # padding sees as a constant only away from the borders.
     return keras.Sequential([keras.Input((6, 6, 2)), L.Conv2D(8, 1, activation="relu", name="cut"),
                              L.Conv2D(8, 1, name="whole"),
                              L.ReLU(negative_slope=0.1, threshold=1.0),
+                             L.Conv2D(4, 3, padding="same", name="window"),
                              L.GlobalAveragePooling2D(), L.Dense(3)])
 
 
@@ -268,7 +297,7 @@ def _sigmoid_after_flatten():
 @pytest.mark.parametrize("build, filters", [
     (_grouped_consumer, {"cut": 4, "whole": 8, "grouped": 4}),
     (_channels_first_flatten, {"cut": 4, "whole": 8}),
-    (_relu_not_zero_at_zero, {"cut": 4, "whole": 8}),
+    (_relu_not_zero_at_zero, {"cut": 4, "whole": 8, "window": 2}),
     (_sigmoid_after_flatten, {"cut": 4, "whole": 8}),
 ])
 def test_shrink_leaves_layers_it_cannot_cut_through_whole(build, filters):

@@ -33,7 +33,7 @@ import tf_keras as keras
 from absl import logging
 
 from tfopt import _clone
-from tfopt.pruning import _graph
+from tfopt.pruning import _channels
 from tfopt.pruning import _registry
 
 _L = keras.layers
@@ -93,7 +93,7 @@ def _model_flops(model):
         for node in nodes:
             if node.is_input:
                 continue
-            layer = _graph.unwrap(node.layer)
+            layer = _channels.unwrap(node.layer)
             if _clone.is_graph_model(layer):
                 total += _model_flops(layer)
             else:
@@ -131,8 +131,8 @@ def _counter(layer):
             return count
     if _registry.bidirectional_rnn(layer):
         return _bidirectional
-    if _graph.tf_op_symbol(layer) is not None:
-        return _arithmetic if _graph.tf_op_symbol(layer) in _ARITHMETIC else None
+    if _channels.tf_op_symbol(layer) is not None:
+        return _arithmetic if _channels.tf_op_symbol(layer) in _ARITHMETIC else None
     if type(layer).__name__ == "LayerScale":  # ConvNeXt's, private to tf_keras.applications
         return _layer_scale
     return None

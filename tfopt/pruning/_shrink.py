@@ -15,16 +15,13 @@ import tf_keras as keras
 from absl import logging
 
 from tfopt import _clone
+from tfopt.pruning import _channels
 from tfopt.pruning import _graph
 from tfopt.pruning import _masks
 from tfopt.pruning import _registry
+from tfopt.pruning import _slices
 from tfopt.pruning._prune import wrappers
 from tfopt.pruning._wrapper import PruneWrapper
-
-_L = keras.layers
-_SEPARABLE = (_L.SeparableConv1D, _L.SeparableConv2D)
-_TRANSPOSED = (_L.Conv1DTranspose, _L.Conv2DTranspose, _L.Conv3DTranspose)
-_RNN = (_L.LSTM, _L.GRU, _L.SimpleRNN)
 
 
 def shrink(model):
@@ -77,27 +74,38 @@ def _validate_channel_pruned(model):
 
 
 def _shrink_level(model):
-    cuts, widths = _cuts(model)
+    cuts, widths, biases = _plan(model)
 
     def replace(layer):
         if _clone.is_graph_model(layer):
             return _shrink_level(layer), None, None
-        if not (layer.name in cuts or layer.name in widths or isinstance(layer, PruneWrapper)):
+        name = layer.name
+        if not (name in cuts or name in widths or isinstance(layer, PruneWrapper)):
             return None
-        inner = _graph.unwrap(layer)
+        inner = _channels.unwrap(layer)
         weights = (layer.stripped_weights() if isinstance(layer, PruneWrapper)
                    else layer.get_weights())
         config = inner.get_config()
-        if layer.name in widths:
-            _set_width(inner, config, widths[layer.name])
+        if name in widths:
+            _slices.set_width(inner, config, widths[name])
+        removed = cuts.of(name)
+        weights = _slices.cut(inner, weights, removed)
+        if name in biases:
+            own = removed.get(("kernel", -1), [])  # its own units, if cut too
+            increment = np.delete(biases[name], own)
+            weights = _slices.add_to_bias(inner, config, weights, increment)
         new = inner.__class__.from_config(config)
-        return new, new, _sliced(inner, weights, cuts.get(layer.name, ()))
+        return new, new, weights
 
     return _clone.rebuild(model, replace)
 
 
-def _cuts(model):
-    """({layer: [(path, axis, kept indices)]}, {layer: channels kept}) of one model level."""
+def _plan(model):
+    """(Cuts, {layer: channels removed from its output}, {consumer: bias increment}).
+
+    The bias increments are what removed channels that reach a consumer as a
+    constant (not zero) contributed to its outputs.
+    """
     layers = {layer.name: layer for layer in model.layers}
     pruned = {name for name, layer in layers.items()
               if isinstance(layer, PruneWrapper) and layer.structure == _masks.CHANNELS
@@ -105,7 +113,7 @@ def _cuts(model):
     groups, reasons = _graph.channel_plan(model, candidates=pruned)
     for name, reason in reasons.items():
         logging.info("tfopt.pruning: shrink leaves %s whole: %s.", name, reason)
-    cuts, widths = collections.defaultdict(list), {}
+    cuts, widths, absorbed = _slices.Cuts(), collections.Counter(), []
     for name, group in groups.items():
         unmasked = [f for f in group.followers if not isinstance(layers[f], PruneWrapper)]
         if unmasked:  # not pruned as one group (an older model?): cutting would change outputs
@@ -115,78 +123,56 @@ def _cuts(model):
         members = [name] + group.members
         # A unit stays if any member uses it (members trained together share one mask).
         unit_mask = np.max([layers[member].unit_mask() for member in members], axis=0)
-        kept = np.flatnonzero(unit_mask)
-        if kept.size == unit_mask.size:
+        removed = np.flatnonzero(unit_mask == 0)
+        if not removed.size:
             continue
         for member in members:
-            widths[member] = kept.size
-            cuts[member] += _output_cuts(_graph.unwrap(layers[member]), kept)
-        for follower in group.per_channel:
-            cuts[follower] += _follower_cuts(_graph.unwrap(layers[follower]), kept)
-        widths.update((reshape, kept.size) for reshape in group.reshapes)
+            widths[member] += removed.size
+            cuts.add(member, _slices.outputs(_channels.unwrap(layers[member]), removed))
+        for follower in group.per_channel + group.shared:
+            channels = group.offsets.get(follower, 0) + removed
+            cuts.add(follower, _slices.per_channel(_channels.unwrap(layers[follower]), channels))
+        for reshape in group.reshapes:
+            widths[reshape] += removed.size
         for consumer in group.consumers:
-            rows = kept
+            channels = group.offsets.get(consumer, 0) + removed
+            if consumer in group.constants:
+                absorbed.append((consumer, group.constants[consumer], channels))
             if consumer in group.flatten:
-                rows = _graph.flatten_keep_indices(
-                    layers[group.flatten[consumer]].input_shape, kept)
-            cuts[consumer] += _input_cuts(_graph.unwrap(layers[consumer]), rows)
-    return cuts, widths
+                channels = _graph.flatten_indices(
+                    layers[group.flatten[consumer]].input_shape, channels)
+            cuts.add(consumer, _slices.inputs(_channels.unwrap(layers[consumer]), channels))
+    return cuts, widths, _absorbed_biases(model, layers, absorbed)
 
 
-def _set_width(layer, config, width):
-    """Sets the number of channels a layer outputs in its config."""
-    if isinstance(layer, _L.Reshape):
-        *rest, last = config["target_shape"]
-        if last != -1:  # -1 adapts by itself
-            config["target_shape"] = (*rest, width)
-    elif isinstance(layer, _L.Dense):
-        config["units"] = width
-    elif isinstance(layer, _L.Embedding):
-        config["output_dim"] = width
-    else:
-        config["filters"] = width
+def _absorbed_biases(model, layers, absorbed):
+    """{consumer: what the constant channels it loses added to its outputs}."""
+    if not absorbed:
+        return {}
+    sources = sorted({source for _, source, _ in absorbed})
+    values = dict(zip(sources, _constant_channels(model, sources)))
+    biases = {}
+    for consumer, source, channels in absorbed:
+        layer = layers[consumer]
+        weights = (layer.stripped_weights() if isinstance(layer, PruneWrapper)
+                   else layer.get_weights())
+        increment = _slices.absorbed(_channels.unwrap(layer), weights, channels,
+                                     values[source][channels])
+        biases[consumer] = biases.get(consumer, 0) + increment
+    return biases
 
 
-def _output_cuts(layer, kept):
-    spec = _registry.spec_for(layer)
-    return [(t.path, t.unit_axis, kept) for t in spec.pruned + spec.unit_weights
-            if t.unit_axis is not None]
+def _constant_channels(model, names):
+    """Per-channel values of the named layers' outputs on one all-zero example.
 
-
-def _follower_cuts(layer, kept):
-    cuts = [(t.path, t.unit_axis, kept) for t in _registry.per_channel_spec(layer).unit_weights]
-    if isinstance(layer, _L.BatchNormalization):
-        # Not masked during training, but one value per channel all the same.
-        cuts += [("moving_mean", 0, kept), ("moving_variance", 0, kept)]
-    return cuts
-
-
-def _input_cuts(layer, kept):
-    """Where a consumer's weights meet its input channels."""
-    if isinstance(layer, _L.Dense):
-        return [("kernel", 0, kept)]
-    if isinstance(layer, _TRANSPOSED):
-        return [("kernel", -1, kept)]  # (..., filters, input channels)
-    if isinstance(layer, _SEPARABLE):
-        # Depthwise output channel c * multiplier + j comes from input channel c.
-        multiplier = layer.depth_multiplier
-        pointwise = (kept[:, None] * multiplier + np.arange(multiplier)).reshape(-1)
-        return [("depthwise_kernel", -2, kept), ("pointwise_kernel", -2, pointwise)]
-    if isinstance(layer, _RNN):
-        return [("cell.kernel", 0, kept)]
-    if isinstance(layer, _L.Bidirectional):
-        return [("forward_layer.cell.kernel", 0, kept), ("backward_layer.cell.kernel", 0, kept)]
-    return [("kernel", -2, kept)]  # Conv1D/2D/3D
-
-
-def _sliced(layer, weights, cuts):
-    """`weights` (in `layer.weights` order) with every cut applied."""
-    position = {id(v): i for i, v in enumerate(layer.weights)}
-    weights = list(weights)
-    for path, axis, kept in cuts:
-        owner, attr = _registry.resolve(layer, path)
-        variable = getattr(owner, attr, None)
-        if variable is not None:
-            i = position[id(variable)]
-            weights[i] = np.take(weights[i], kept, axis=axis)
-    return weights
+    Only read where channels are constant (they no longer depend on the input),
+    so any example gives the same values; unknown sizes are taken as 8.
+    """
+    outputs = {node.layer.name: node.output_tensors
+               for nodes in model._nodes_by_depth.values() for node in nodes}
+    probe = keras.Model(model.inputs, [outputs[name] for name in names])
+    example = [np.zeros([1] + [8 if d is None else d for d in x.shape[1:]],
+                        x.dtype.as_numpy_dtype) for x in model.inputs]
+    results = probe(example if len(example) > 1 else example[0], training=False)
+    results = results if isinstance(results, (list, tuple)) else [results]
+    return [np.asarray(r).reshape(-1, np.shape(r)[-1])[0] for r in results]
