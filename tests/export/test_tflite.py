@@ -250,3 +250,17 @@ def test_sparse_int8_weights_are_refused_because_litert_cannot_load_them(
         export.tflite(sparse_cnn, str(tmp_path / "m.tflite"), mode=mode, sparsity=True,
                       representative_data=x[:300] if mode == "int8" else None)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_export_prints_nothing_to_stdout(verbose, capfd, monkeypatch, tmp_path, trained_cnn,
+                                        digits_split):
+    (x, _), _ = digits_split
+    monkeypatch.setenv("TFOPT_VERBOSE", "1" if verbose else "0")
+    capfd.readouterr()
+    export.tflite(trained_cnn, str(tmp_path / "m.tflite"), mode="int8",
+                  representative_data=x[:64])
+    out, err = capfd.readouterr()
+    assert out == ""
+    # The converter's C++ line, silenced unless asked for, and then on stderr.
+    assert ("fully_quantize: 0, inference_type: 6" in err) == verbose

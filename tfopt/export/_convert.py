@@ -1,12 +1,16 @@
 """Running the TFLite converter, and saying in one line why it failed when it does."""
 
 import contextlib
+import os
 import re
+import sys
 import warnings
 
 import tensorflow as tf
 from absl import logging
 from tensorflow.lite.python import convert_phase
+
+from tfopt import quiet
 
 # Modes whose file computes in integers only: their input/output dtype and ops set.
 INTEGER = {
@@ -48,7 +52,7 @@ def convert(model, mode, calibration, sparsity, quantization_aware):
         if not (quantization_aware and calibration is None):
             converter.target_spec.supported_ops = [ops]
     try:
-        with _quiet():
+        with _quiet(), _native_output_silenced():
             return converter.convert()
     except convert_phase.ConverterError as error:
         raise ValueError(_explained(error, model, mode)) from error
@@ -65,6 +69,42 @@ def _quiet():
             yield
     finally:
         logging.set_verbosity(verbosity)
+
+
+@contextlib.contextmanager
+def _native_output_silenced():
+    """Sends what the converter's C++ code prints away from stdout and stderr.
+
+    The converter prints ``fully_quantize: 0, inference_type: 6, ...`` to
+    stdout and MLIR notes to stderr from C++, through the file descriptors, so
+    redirecting `sys.stdout` would not catch them: descriptors 1 and 2 point
+    elsewhere for the block. Its errors are not lost: ConverterError carries
+    them. With ``TFOPT_VERBOSE=1`` (the switch tfopt's tools use) stderr stays
+    as it is and the stdout lines go to stderr, so a library call still
+    prints nothing to stdout. Other threads' output to the two descriptors
+    is redirected with it while the conversion runs.
+    """
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = {fd: os.dup(fd) for fd in (1, 2)}
+    except (OSError, ValueError, AttributeError):  # no usable descriptors: nothing to silence
+        yield
+        return
+    with open(os.devnull, "wb") as devnull:
+        loud = quiet.verbose()
+        os.dup2(saved[2] if loud else devnull.fileno(), 1)
+        if not loud:
+            os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(OSError, ValueError, AttributeError):
+                    stream.flush()
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
 
 
 # MLIR locations name the op by its TensorFlow scope: "<model>/<layer>/.../<op>@<function>".

@@ -28,6 +28,11 @@ def tflite(model, path, mode="float32", representative_data=None, sparsity=False
     hidden ``.tfopt-*`` directory beside `path`, removed when the export ends;
     if the process is killed, the next export into that directory removes it.
 
+    The call prints nothing: the converter's own lines (its
+    ``fully_quantize: ...`` line on stdout, MLIR notes on stderr) are
+    silenced while it runs. Set the environment variable ``TFOPT_VERBOSE=1``
+    to see them (on stderr), as for tfopt's command-line tools.
+
     Modes:
       - "float32": plain conversion.
       - "dynamic": int8 weights, float activations (no data needed).
