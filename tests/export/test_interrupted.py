@@ -9,18 +9,20 @@ import textwrap
 import tf_keras as keras
 
 from tfopt import export
+from tests.export.conftest import time_limit
 
 # Runs export.tflite with the converter stopped right after it saved the
 # temporary SavedModel: the moment an export has written the most on the way.
 _CHILD = textwrap.dedent("""
-    import sys, time
+    import os, sys, time
     import tfopt
     import tf_keras as keras
     from tensorflow.lite.python import lite
     from tfopt import export
 
     def stop(*args, **kwargs):
-        print("converting", flush=True)
+        # Descriptors 1 and 2 are silenced during the conversion: report on the pipe.
+        os.write(int(sys.argv[2]), b"converting\\n")
         time.sleep(600)
 
     lite._convert_graphdef = stop
@@ -38,10 +40,14 @@ def test_an_export_killed_mid_conversion_leaves_no_litter_after_the_next(tmp_pat
     target, scratch = tmp_path / "out" / "model.tflite", tmp_path / "tmp"
     scratch.mkdir()
     env = dict(os.environ, TMPDIR=str(scratch), TF_CPP_MIN_LOG_LEVEL="3")
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(target)], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    report, reported = os.pipe()
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(target), str(reported)],
+                             env=env, pass_fds=[reported], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    os.close(reported)
     try:
-        assert child.stdout.readline().strip() == "converting"
+        with os.fdopen(report) as messages, time_limit(120):
+            assert messages.readline().strip() == "converting"
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
