@@ -85,7 +85,7 @@ def _channel_broadcast():
 def _add_after_concatenate():
     inputs = keras.Input((8, 8, 3))
     x = L.Concatenate()([L.Conv2D(4, 1, name="left")(inputs), L.Conv2D(4, 1, name="right")(inputs)])
-    x = L.Add()([x, L.Conv2D(8, 1, name="other")(inputs)])
+    x = L.Add(name="add_3")([x, L.Conv2D(8, 1, name="other")(inputs)])
     return keras.Model(inputs, L.Dense(3, name="logits")(L.GlobalAveragePooling2D()(x)))
 
 
@@ -100,7 +100,7 @@ def _constant_into_flatten():
     (_sigmoid_member, "stem", "reach 'head' through 'add_"),
     (_softmax_member, "stem", "not fixed: the activation of 'branch' mixes them"),
     (_channel_broadcast, "stem", "(Multiply), which tfopt cannot cut"),
-    (_add_after_concatenate, "left", "merges them with other channels after a Concatenate"),
+    (_add_after_concatenate, "left", "'add_3', which merges them with other channels"),
     (_constant_into_flatten, "dense", "constant, which 'flatten"),
 ])
 def test_groups_that_cannot_be_cut_stay_whole(build, name, reason):
@@ -138,12 +138,28 @@ def test_concatenated_channels_are_cut_at_their_offset():
     assert set(groups) == {"stem", "grow1", "grow2"} and set(reasons) == {"transition"}
     grow1 = groups["grow1"]
     assert grow1.shared == ["bn2", "bn"] and not grow1.per_channel
-    assert grow1.offsets == {"bn2": 6, "grow2": 6, "bn": 6, "transition": 6}
+    assert grow1.offsets == {"bn2": (6,), "grow2": (6,), "bn": (6,), "transition": (6,)}
     assert set(grow1.constants) == {"grow2", "transition"}  # BatchNormalization of 0
     stem = groups["stem"]
     assert stem.per_channel == ["bn1"] and stem.shared == ["bn2", "bn"]
     assert "grow1" not in stem.constants  # bn1 is masked: zeros, nothing to absorb
-    assert groups["grow2"].offsets["transition"] == 10
+    assert groups["grow2"].offsets["transition"] == (10,)
+
+
+def _concatenated_twice():
+    """NASNet's cells concatenate several branches derived from the same channels."""
+    inputs = keras.Input((8, 8, 3))
+    x = L.Conv2D(4, 1, name="a")(inputs)
+    pooled = L.AveragePooling2D(3, strides=1, padding="same")(x)
+    x = L.Concatenate()([x, L.Add(name="add")([pooled, x]), L.Conv2D(2, 1, name="b")(inputs)])
+    x = L.ReLU()(L.BatchNormalization(name="bn")(x))
+    return keras.Model(inputs, L.Conv2D(5, 1, name="head")(x))
+
+
+def test_channels_concatenated_twice_are_cut_at_both_offsets():
+    groups, _ = _graph.channel_plan(_concatenated_twice())
+    assert groups["a"].offsets["head"] == (0, 4) and groups["b"].offsets["head"] == (8,)
+    assert groups["a"].shared == ["bn"]
 
 
 def _hard_swish(x):

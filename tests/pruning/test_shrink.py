@@ -131,6 +131,16 @@ def _dense_block():
     return keras.Model(inputs, L.Dense(3)(L.GlobalAveragePooling2D()(x)))
 
 
+def _concatenated_twice():
+    """NASNet's cells concatenate several branches derived from the same channels."""
+    inputs = keras.Input((8, 8, 2))
+    x = L.Conv2D(6, 1, name="a")(inputs)
+    pooled = L.AveragePooling2D(3, strides=1, padding="same")(x)
+    x = L.Concatenate()([x, L.Add()([pooled, x]), L.Conv2D(4, 1, name="b")(inputs)])
+    x = L.ReLU()(L.BatchNormalization()(x))
+    return keras.Model(inputs, L.Dense(3)(L.GlobalAveragePooling2D()(L.Conv2D(5, 1)(x))))
+
+
 def _nested():
     inner = keras.Sequential([keras.Input((6, 6, 8)), L.Conv2D(8, 3), L.BatchNormalization(),
                               L.ReLU(), L.Conv2D(6, 1, activation="relu"),
@@ -157,6 +167,7 @@ CASES = {
     "hard_swish": _hard_swish,
     "constant_absorbed": _constant_absorbed,
     "dense_block": _dense_block,
+    "concatenated_twice": _concatenated_twice,
     "nested": _nested,
 }
 
@@ -257,6 +268,13 @@ def test_shrunk_model_is_plain_and_survives_keras_save(tmp_path):
 def test_shrink_rejects_unstructured_pruning():
     pruned = pruning.prune(_dense_dense(), pruning.OneShot(0.5), structure="unstructured")
     with pytest.raises(ValueError, match=r"structure='channels'.*'unstructured'"):
+        pruning.shrink(pruned)
+
+
+def test_shrink_recognises_a_model_pruned_with_tfmot():
+    import tensorflow_model_optimization as tfmot
+    pruned = tfmot.sparsity.keras.prune_low_magnitude(_dense_dense())
+    with pytest.raises(ValueError, match="tfmot's prune_low_magnitude wrappers .*single weights"):
         pruning.shrink(pruned)
 
 

@@ -53,8 +53,9 @@ class ChannelGroup:
       reshapes: Reshape layers whose target ends in the channel count.
       consumers: layers that mix channels; they lose the removed inputs.
       flatten: consumer -> the Flatten in front of it.
-      offsets: layer -> index of the group's first channel among the channels
-        the layer reads (shared layers and consumers after a Concatenate; else 0).
+      offsets: layer -> where the group's channels start among those the layer
+        reads (consumers, shared layers) or outputs (reshapes): (0,) before any
+        Concatenate, one or more offsets after.
       constants: consumer -> the layer it reads the group's channels from, where
         removed channels are a constant rather than zero; shrink folds that
         constant into the consumer's bias.
@@ -91,17 +92,17 @@ class _Walk:
     From each layer of the space the walk goes forward to all its consumers and,
     unless the layer made the channels itself (a member) or concatenated them
     with others, back to all its inputs: a merge's other inputs must carry the
-    same channels. After a Concatenate the group's channels sit at an offset
-    among other groups' channels, which only per-channel layers, pass-through
-    layers, further Concatenates and consumers may follow.
+    same channels. Then `_place` finds where the channels sit in each layer's
+    output: after a Concatenate they sit at one or more offsets among other
+    groups' channels, which only per-channel layers, pass-through layers,
+    further Concatenates, merges of identically laid-out inputs and consumers
+    may follow.
     """
 
     def __init__(self, graph, leader, eligible):
         self.graph, self.eligible = graph, eligible
         self.group = ChannelGroup(leader)
         self.space = {leader: "member"}  # name -> kind, in the order reached
-        self.offset = {leader: 0}  # name -> where the group's channels start in its output
-        self.mixed = set()  # layers whose output holds other groups' channels too
         self.meeting = {}  # layer reached backward -> the merge the walk came from
         self.reads = []  # (layer of the space, consumer or Flatten reading it)
 
@@ -119,15 +120,9 @@ class _Walk:
                     queue += self._join_input(producer, name)
             for consumer in self.graph.consumers[name]:
                 queue += self._join_consumer(consumer, name)
+        self._place()
         self._check_values()
         return self.group
-
-    def _add(self, name, kind, via, offset=None):
-        self.space[name] = kind
-        self.offset[name] = self.offset[via] if offset is None else offset
-        if via in self.mixed or kind == "concatenate":
-            self.mixed.add(name)
-        return [name]
 
     def _join_input(self, name, via):
         """Adds `name`, whose output `via` (a merge or a layer after one) reads."""
@@ -145,55 +140,69 @@ class _Walk:
                 raise ValueError(f"its channels meet those of {name!r} at {at!r}, and "
                                  f"{name!r} {reason}")
             group.members.append(name)
-            return self._add(name, "member", via, offset=0)
-        if kind in ("per_channel", "pass_through", "reshape", "merge"):
+            self.space[name] = "member"
+            return [name]
+        if kind in ("per_channel", "pass_through", "reshape", "merge", "concatenate"):
             self.meeting[name] = at
-            return self._join(name, kind, via)
+            self.space[name] = kind
+            return [name]
         raise self._cannot_cut(name, kind)
 
     def _join_consumer(self, name, via):
         """Adds `name`, which reads the output of `via`."""
-        graph, group = self.graph, self.group
-        kind = _channels.kind(graph, name)
+        group = self.group
+        kind = _channels.kind(self.graph, name)
         if kind in ("consumer", "flatten"):
             consumer = name if kind == "consumer" else self._dense_after_flatten(name)
             self.reads.append((via, name))
             if consumer not in group.consumers:
                 group.consumers.append(consumer)
-            group.offsets[consumer] = self.offset[via]
             if kind == "flatten":
                 group.flatten[consumer] = name
             return []
-        offset = self.offset[via]
-        if kind == "concatenate":
-            position = [i for i, p in enumerate(graph.producers[name]) if p == via]
-            if len(position) != 1:
-                raise ValueError(f"{name!r} concatenates its channels more than once")
-            widths = [shape[-1] for shape in graph.shapes(name)[0]]
-            offset += sum(widths[:position[0]])
         if name in self.space:
-            if self.offset[name] != offset:
-                raise ValueError(f"its channels reach {name!r} twice")
             return []
-        if kind == "concatenate":
-            self.group.pass_through.append(name)
-            return self._add(name, kind, via, offset)
-        if kind in ("per_channel", "pass_through", "reshape", "merge"):
-            return self._join(name, kind, via)
+        if kind in ("per_channel", "pass_through", "reshape", "merge", "concatenate"):
+            self.space[name] = kind
+            return [name]
         raise self._cannot_cut(name, kind)
 
-    def _join(self, name, kind, via):
-        group = self.group
-        if via in self.mixed:
-            if kind == "merge":
+    def _place(self):
+        """Offsets of the group's channels in each layer's output; sorts the layers."""
+        graph, group, offsets, mixed = self.graph, self.group, {}, set()
+        for name in graph.order:
+            kind = self.space.get(name)
+            if kind is None:
+                continue
+            producers = [p for p in graph.producers[name] if p in self.space]
+            if kind == "member":
+                offsets[name] = (0,)
+                continue
+            if kind == "concatenate":
+                widths = [shape[-1] for shape in graph.shapes(name)[0]]
+                starts = np.cumsum([0] + widths[:-1])
+                offsets[name] = tuple(sorted(
+                    int(start) + o for p, start in zip(graph.producers[name], starts)
+                    if p in self.space for o in offsets[p]))
+                mixed.add(name)
+                group.pass_through.append(name)
+                continue
+            layouts = {(offsets[p], p in mixed) for p in producers}
+            if len(layouts) != 1 or (kind == "merge" and len(producers) != len(
+                    graph.producers[name])):
                 raise ValueError(f"its channels reach {name!r}, which merges them with other "
-                                 "channels after a Concatenate")
-            if kind == "per_channel":
-                kind = "shared"  # other groups' channels pass it too: it cannot follow one
-                group.offsets[name] = self.offset[via]
-        {"per_channel": group.per_channel, "shared": group.shared,
-         "reshape": group.reshapes}.get(kind, group.pass_through).append(name)
-        return self._add(name, kind, via)
+                                 "channels")
+            offsets[name] = offsets[producers[0]]
+            if producers[0] in mixed:
+                mixed.add(name)
+                if kind == "per_channel":
+                    self.space[name] = kind = "shared"  # other groups' channels pass too
+            {"per_channel": group.per_channel, "shared": group.shared,
+             "reshape": group.reshapes}.get(kind, group.pass_through).append(name)
+        consumer_of = {flatten: dense for dense, flatten in group.flatten.items()}
+        for producer, reader in self.reads:
+            group.offsets[consumer_of.get(reader, reader)] = offsets[producer]
+        group.offsets.update((name, offsets[name]) for name in group.shared + group.reshapes)
 
     def _cannot_cut(self, name, kind):
         layer = self.graph.layer(name)
@@ -233,6 +242,8 @@ class _Walk:
                 value[name] = _channels.CONSTANT if constant else repr(name)
             elif kind == "merge":
                 value[name] = _merged(inputs, _channels.merge_kind(graph, name))
+            elif kind == "concatenate":
+                value[name] = _merged(inputs, "sum")  # the group's channels at each offset
             elif inputs[0] == _channels.ZERO:
                 value[name] = graph.at_zero(name) or repr(name)
             elif inputs[0] == _channels.CONSTANT:
@@ -282,7 +293,7 @@ def channel_plan(model, candidates=None):
     def eligible(name):
         layer = graph.layer(name)
         if candidates is not None and name not in candidates:
-            return "is not being pruned"
+            return "is not being pruned (a residual group is pruned whole or not at all)"
         if not _channels.channels_last(layer):
             return "is channels_first"
         if _channels.grouped(layer):

@@ -60,9 +60,14 @@ def _validate_channel_pruned(model):
     found = wrappers(model)
     if any(w.structure == _masks.CHANNELS for w in found):
         return
+    tfmot = [layer.name for layer in _clone.all_layers(model)
+             if type(layer).__name__ == "PruneLowMagnitude"]
     if found:
         structures = sorted({_masks.structure_name(w.structure) for w in found})
         given = f"PruneWrapper layers with structure {', '.join(map(repr, structures))}"
+    elif tfmot:
+        given = (f"tfmot's prune_low_magnitude wrappers ({', '.join(tfmot[:3])}"
+                 f"{', ...' if len(tfmot) > 3 else ''}), which zero single weights")
     else:
         given = "no PruneWrapper layers"
     raise ValueError(
@@ -129,13 +134,15 @@ def _plan(model):
         for member in members:
             widths[member] += removed.size
             cuts.add(member, _slices.outputs(_channels.unwrap(layers[member]), removed))
+        def at(name):  # the removed channels where `name` sees them
+            return np.concatenate([start + removed for start in group.offsets.get(name, (0,))])
+
         for follower in group.per_channel + group.shared:
-            channels = group.offsets.get(follower, 0) + removed
-            cuts.add(follower, _slices.per_channel(_channels.unwrap(layers[follower]), channels))
+            cuts.add(follower, _slices.per_channel(_channels.unwrap(layers[follower]), at(follower)))
         for reshape in group.reshapes:
-            widths[reshape] += removed.size
+            widths[reshape] += at(reshape).size
         for consumer in group.consumers:
-            channels = group.offsets.get(consumer, 0) + removed
+            channels = at(consumer)
             if consumer in group.constants:
                 absorbed.append((consumer, group.constants[consumer], channels))
             if consumer in group.flatten:
