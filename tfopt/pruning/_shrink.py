@@ -5,7 +5,11 @@ zero outputs zero, its followers (BatchNormalization, depthwise convolution)
 were masked to output zero too, and the layers that consume it multiply that
 zero by their input weights. So the unit, its follower channels and the
 matching input weights of the consumers can be deleted without changing any
-output: `shrink` rebuilds the model with those slices gone.
+output: `shrink` rebuilds the model with those slices gone. Layers whose units
+meet at a residual merge were pruned as one group and lose the same units.
+Where a removed channel is a constant rather than zero (after a
+BatchNormalization that other groups' channels pass too, as in DenseNet), the
+consumer takes that constant into its bias before the channel goes.
 """
 
 import collections
@@ -30,10 +34,13 @@ def shrink(model):
     Each channel-pruned layer keeps only its unpruned units (smaller `units`,
     `filters` or `output_dim`), the BatchNormalization and depthwise layers
     after it keep the same channels, and the layers consuming it lose the
-    matching input weights. Predictions equal `strip(model)`'s in inference
-    mode, while parameters, FLOPs and latency fall. Layers that had to stay
-    whole (e.g. those feeding a residual Add or the model output) are copied
-    with their masks applied, as `strip` would.
+    matching input weights. Layers whose outputs meet at a residual Add were
+    pruned as one group and lose the same units; a Concatenate's consumers
+    lose each group's channels at its offset. Predictions equal
+    `strip(model)`'s in inference mode, while parameters, FLOPs and latency
+    fall. Layers that had to stay whole (e.g. the model's output layer, or
+    channels normalized together by a LayerNormalization) are copied with their
+    masks applied, as `strip` would.
 
     Args:
       model: a model returned by ``prune(..., structure="channels")``, usually
@@ -138,7 +145,8 @@ def _plan(model):
             return np.concatenate([start + removed for start in group.offsets.get(name, (0,))])
 
         for follower in group.per_channel + group.shared:
-            cuts.add(follower, _slices.per_channel(_channels.unwrap(layers[follower]), at(follower)))
+            layer = _channels.unwrap(layers[follower])
+            cuts.add(follower, _slices.per_channel(layer, at(follower)))
         for reshape in group.reshapes:
             widths[reshape] += at(reshape).size
         for consumer in group.consumers:
