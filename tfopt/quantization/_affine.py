@@ -35,7 +35,8 @@ def _absorbed(layer):
     """Whether tfmot folds this BatchNormalization into the layer before it."""
     producers = layer._inbound_nodes[0].inbound_layers if layer._inbound_nodes else []
     producer = producers[0] if isinstance(producers, list) and len(producers) == 1 else producers
-    return (type(producer) in (_L.Conv2D, _L.DepthwiseConv2D, _L.Dense)
+    # tfmot splits a SeparableConv2D into depthwise + 1x1 Conv2D, then folds the BN.
+    return (type(producer) in (_L.Conv2D, _L.DepthwiseConv2D, _L.SeparableConv2D, _L.Dense)
             and getattr(producer.activation, "__name__", None) == "linear")
 
 
@@ -84,6 +85,9 @@ def _replacement(layer):
     scale, offset = _scale_and_offset(layer)
     if not _has_offset(offset):
         return None if type(layer) is _L.Rescaling else [_L.Rescaling(scale, name=layer.name)]
+    if not np.any(np.asarray(scale, dtype="float32") != 1):  # a bare add: nothing to split
+        return None if type(layer) is _L.Rescaling else [
+            _L.Rescaling(1.0, offset=offset, name=layer.name)]
     return [_L.Rescaling(scale, name=layer.name),
             _L.Rescaling(1.0, offset=offset, name=f"{layer.name}_offset")]
 

@@ -14,6 +14,7 @@ from tfopt.quantization import _calibrate
 from tfopt.quantization import _layer_configs
 from tfopt.quantization import _lookup
 from tfopt.quantization import _scheme
+from tfopt.quantization import _tf_ops
 
 _tfmot_q = tfmot.quantization.keras
 
@@ -86,6 +87,9 @@ def quantize(model, scheme="int8", layers=None, int8_layers="first_last",
             representative_data, _data.input_specs(model), "representative_data")
     base, weight_quantizer = _lookup.resolve_scheme(scheme)
     flat = _clone.flatten(model) if _clone.has_nested_models(model) else model
+    # Recorded tf.* ops (x * c, tf.add, ...) become Keras layers of the same name:
+    # tfmot cannot wrap TFOpLambda layers.
+    flat = _tf_ops.replace_tf_ops(flat)
     configs = _validate_configs(flat, quantize_configs)
     selected, _ = _clone.select_layers(flat, layers)
     chosen = {layer.name for layer in flat.layers
@@ -107,9 +111,9 @@ def quantize(model, scheme="int8", layers=None, int8_layers="first_last",
                 layer.get_weights())
 
     annotated = _clone.rebuild(flat, annotate)
-    # tfmot rebuilds the model from its config: your layer classes must resolve by name.
-    own = {type(layer).__name__: type(layer) for layer in flat.layers
-           if not type(layer).__module__.startswith("tf_keras.")}
+    # tfmot rebuilds the model from its config: every layer class must resolve by name,
+    # also unregistered ones inside tf_keras (ConvNeXt's LayerScale) and your own.
+    own = {type(layer).__name__: type(layer) for layer in flat.layers}
     with _tfmot_q.quantize_scope(own):
         quantized = _tfmot_q.quantize_apply(annotated, tfmot_scheme)
     _calibrate.init_weight_ranges(quantized)
