@@ -151,7 +151,7 @@ def test_attention_config_round_trips():
     assert_config_round_trip(_layer_configs.MultiHeadAttentionQuantizeConfig())
 
 
-@pytest.mark.parametrize("kind", ["multiply", "conv1d", "embedding_lstm"])
+@pytest.mark.parametrize("kind", ["multiply", "conv1d", "embedding_lstm", "attention"])
 def test_keras_file_round_trip(kind, tmp_path):
     model = MODELS[kind]()
     x = _data(model, 8)

@@ -10,13 +10,16 @@ loading its variables:
 - tfmot's QuantizeLayer does not mark itself built, is built a second time,
   and ends with 5 variables where the file has 3;
 - tfmot's QuantizeWrapperV2 lists the wrapped layer's weights before building
-  that layer, so it expects 6 variables where the file has 8.
+  that layer, so it expects 6 variables where the file has 8;
+- a MultiHeadAttention rebuilt from its config has its projections but not
+  their kernels, which appear on its first call only.
 
 `load_model` opens tfmot's scope and loads both layers through subclasses
 that fix their `build`. The subclasses keep tfmot's class names: `.keras`
 files store weights under the snake-cased class name.
 """
 
+import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_layer
@@ -35,10 +38,23 @@ class QuantizeWrapperV2(quantize_wrapper.QuantizeWrapperV2):
     """tfmot's QuantizeWrapperV2, building the wrapped layer before listing its weights."""
 
     def build(self, input_shape):
-        if not self.layer.built:
+        if isinstance(self.layer, keras.layers.MultiHeadAttention):
+            _build_attention(self.layer)
+        elif not self.layer.built:
             self.layer.build(input_shape)
             self.layer.built = True
         super().build(input_shape)
+
+
+def _build_attention(layer):
+    """Calls a MultiHeadAttention once on zeros of its recorded shapes, creating its kernels."""
+    shapes = (layer._query_shape, layer._value_shape, layer._key_shape)
+    projection = getattr(layer, "_query_dense", None)
+    if projection is None or projection.built or None in shapes:
+        return
+    query, value, key = (tf.zeros([1] + [d or 1 for d in tf.TensorShape(s).as_list()[1:]])
+                         for s in shapes)
+    layer(query, value, key=key)
 
 
 def load_model(path, custom_objects=None, compile=True):
