@@ -11,6 +11,7 @@ from absl import logging
 from tensorflow.lite.python import convert_phase
 
 from tfopt import quiet
+from tfopt.export import _recurrent
 
 # Modes whose file computes in integers only: their input/output dtype and ops set.
 INTEGER = {
@@ -26,12 +27,18 @@ _CALIBRATION_BATCH = 32
 def convert(model, mode, calibration, sparsity, quantization_aware):
     """The .tflite bytes of `model` in `mode`.
 
+    Recurrent models are converted with a fixed batch size (see _recurrent).
+
     Raises:
       ValueError: the converter failed; the message names the ops (and the
         layers holding them) it could not handle, and the converter's own
         error, MLIR and all, is the ValueError's ``__cause__``.
     """
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    fixed = bool(_recurrent.recurrent_layers(model))
+    if fixed:
+        converter, batch = _recurrent.fixed_batch_converter(model)
+    else:
+        converter, batch = tf.lite.TFLiteConverter.from_keras_model(model), _CALIBRATION_BATCH
     optimizations = [] if mode == "float32" else [tf.lite.Optimize.DEFAULT]
     if sparsity:
         optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
@@ -39,9 +46,10 @@ def convert(model, mode, calibration, sparsity, quantization_aware):
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if mode in INTEGER and calibration is not None:
+        # A fixed batch size takes whole batches only.
+        usable = len(calibration) - len(calibration) % batch if fixed else len(calibration)
         converter.representative_dataset = lambda: (
-            [calibration[i:i + _CALIBRATION_BATCH]]
-            for i in range(0, len(calibration), _CALIBRATION_BATCH))
+            [calibration[i:i + batch]] for i in range(0, usable, batch))
     if mode in INTEGER:
         dtype, ops = INTEGER[mode]
         converter.inference_input_type = converter.inference_output_type = dtype

@@ -3,14 +3,17 @@
 import os
 
 import numpy as np
+import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 from absl import logging
 from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import OpResolverType
 
 from tfopt import _data
 from tfopt import _files
 from tfopt.export import _convert
 from tfopt.export import _inputs
+from tfopt.export import _recurrent
 from tfopt.export._verify import verify_tflite
 
 TFLITE_MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
@@ -43,6 +46,16 @@ def tflite(model, path, mode="float32", representative_data=None, sparsity=False
         `quantize_model`), whose ranges are learned.
       - "int16x8": int16 activations, int8 weights, int16 input and output;
         closer to float than int8. Needs `representative_data`.
+
+    Recurrent models (LSTM, GRU, SimpleRNN, Bidirectional) are converted with
+    a fixed batch size (the model's own, else 1) and calibrated one example at
+    a time: with a free batch size the converter fails on them. An LSTM becomes
+    TFLite's fused LSTM op and converts in every mode but "int16x8"; the other
+    recurrent layers convert in "float32", "dynamic" and "float16" (in "int8"
+    the converter crashes on them, so it is refused). Integer inputs of the
+    Keras model (token ids) stay integer inputs in "int8" files. A converted
+    LSTM keeps its state between invocations: call the interpreter's
+    ``reset_all_variables()`` before each sequence, as `verify_tflite` does.
 
     Args:
       model: a built tf_keras model with one input if data is passed (pruned
@@ -98,6 +111,7 @@ def tflite(model, path, mode="float32", representative_data=None, sparsity=False
         calibration = _data.validate_examples(representative_data, spec, "representative_data")
     quantization_aware = _is_quantization_aware(model)
     _validate_calibration(mode, calibration, quantization_aware)
+    _recurrent.validate_mode(model, mode)
     if verify is not None:
         verify = _validate_verify(verify, model)
 
@@ -107,7 +121,7 @@ def tflite(model, path, mode="float32", representative_data=None, sparsity=False
         # export into this directory removes.
         with _files.temporary_files_in(os.path.dirname(temporary)):
             content = _convert.convert(model, mode, calibration, sparsity, quantization_aware)
-        _validate_file(content, mode, sparsity)
+        _validate_file(content, mode, sparsity, _integer_inputs(model))
         with open(temporary, "wb") as f:
             f.write(content)
         if verify is not None:
@@ -165,7 +179,13 @@ def _is_quantization_aware(model):
                for layer in model.submodules)
 
 
-def _validate_file(content, mode, sparsity):
+def _integer_inputs(model):
+    """The integer dtypes among the model's inputs (token ids stay integers in any mode)."""
+    return {np.dtype(spec.dtype.as_numpy_dtype) for spec in tf.nest.flatten(
+        _data.input_specs(model)) if spec.dtype.is_integer}
+
+
+def _validate_file(content, mode, sparsity, integer_inputs):
     """Raises ValueError unless the file loads in LiteRT and keeps the mode's promise."""
     try:
         interpreter = Interpreter(model_content=content)
@@ -179,17 +199,33 @@ def _validate_file(content, mode, sparsity):
     if mode not in _convert.INTEGER:
         return
     want = np.dtype(_convert.INTEGER[mode][0].as_numpy_dtype)
-    ends = interpreter.get_input_details() + interpreter.get_output_details()
-    wrong_ends = [f"{d['name']} ({np.dtype(d['dtype']).name})" for d in ends
-                  if np.dtype(d["dtype"]) != want]
-    floats = [d["name"] for d in interpreter.get_tensor_details()
-              if np.dtype(d["dtype"]).kind == "f"]
+    wrong_ends = [f"{d['name']} ({np.dtype(d['dtype']).name})" for d, allowed in (
+        [(d, {want} | integer_inputs) for d in interpreter.get_input_details()]
+        + [(d, {want}) for d in interpreter.get_output_details()])
+        if np.dtype(d["dtype"]) not in allowed]
+    floats = _float_tensors(content)
     if wrong_ends or floats:
         raise ValueError(
-            f"mode={mode!r} promises an integer-only file with {want.name} inputs and outputs, "
+            f"mode={mode!r} promises an integer-only file with {want.name} inputs and outputs "
+            "(integer inputs of the Keras model, such as token ids, stay as they are), "
             f"but the converter left inputs/outputs {wrong_ends} and float tensors {floats[:10]}"
             f"{' ...' if len(floats) > 10 else ''}. A layer it cannot quantize is the usual "
             "cause: use mode='dynamic' or 'float16', or replace that layer.")
+
+
+def _float_tensors(content):
+    """Names of the float tensors the file's ops read or write.
+
+    Listed without LiteRT's default delegate, which would hide the ops it takes
+    over. A quantized LSTM also lists float "intermediate" tensors that only
+    carry scales; no op reads or writes them, so they do not count.
+    """
+    interpreter = Interpreter(model_content=content, experimental_op_resolver_type=(
+        OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+    interpreter.allocate_tensors()
+    used = {i for op in interpreter._get_ops_details() for i in (*op["inputs"], *op["outputs"])}
+    return [d["name"] for d in interpreter.get_tensor_details()
+            if d["index"] in used and np.dtype(d["dtype"]).kind == "f"]
 
 
 def _check_agreement(file, verify, model, mode, threshold, path):

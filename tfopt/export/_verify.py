@@ -14,7 +14,9 @@ from tfopt import measure
 def verify_tflite(path, x, y=None, reference=None, num_threads=1, latency_runs=100):
     """Runs a TFLite file through LiteRT, one example at a time, and measures it.
 
-    Inputs are given as the Keras model takes them (float); a file with int8 or
+    Every example starts from a fresh state: the file's variable tensors (a
+    converted LSTM's state) are reset before each one, as a stateless Keras
+    model does. Inputs are given as the Keras model takes them; a file with int8 or
     int16 inputs gets them quantized with the file's own scale and zero point,
     and quantized outputs are dequantized the same way, so every figure is on
     the Keras model's scale. Accuracy and agreement are top-1 over the last
@@ -164,6 +166,9 @@ def _run(interpreter, source, target, x):
     """Outputs for every example, batch 1, on the float scale of the Keras model."""
     outputs = []
     for example in x:
+        # A converted LSTM keeps its state in variable tensors from one call to the
+        # next; the Keras model starts every sequence from zeros. (No-op elsewhere.)
+        interpreter.reset_all_variables()
         interpreter.set_tensor(source["index"], quantize(example[np.newaxis], source))
         interpreter.invoke()
         outputs.append(dequantize(interpreter.get_tensor(target["index"]), target))
