@@ -97,11 +97,14 @@ def _constant_into_flatten():
 
 @pytest.mark.parametrize("build, name, reason", [
     (_add_with_input, "branch", "meet the model input"),
-    (_sigmoid_member, "stem", "reach 'head' through 'add_"),
-    (_softmax_member, "stem", "not fixed: the activation of 'branch' mixes them"),
+    (_sigmoid_member, "stem", "reach 'head' as a constant (the activation of 'branch' does "
+                              "not map 0 to 0), which 'head' cannot take into a bias"),
+    (_softmax_member, "stem", "not silent where 'head' reads them: the activation of 'branch' "
+                              "does not map 0 to 0 channel by channel"),
     (_channel_broadcast, "stem", "(Multiply), which tfopt cannot cut"),
     (_add_after_concatenate, "left", "'add_3', which merges them with other channels"),
-    (_constant_into_flatten, "dense", "constant, which 'flatten"),
+    (_constant_into_flatten, "dense", "'bn' holds other groups' channels too, so it is not "
+                                      "masked), which 'flatten"),
 ])
 def test_groups_that_cannot_be_cut_stay_whole(build, name, reason):
     groups, reasons = _graph.channel_plan(build())

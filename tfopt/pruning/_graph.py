@@ -221,9 +221,9 @@ class _Walk:
                 raise ValueError(f"activation {name!r} does not map 0 to 0")
 
     def _check_values(self):
-        """Removed channels must be zero where consumers read them, or a constant that
-        the consumer can absorb; they are zero in members and masked per-channel layers."""
-        graph, value = self.graph, {}
+        """Removed channels must reach consumers as zeros, or as a constant the consumer
+        can take into its bias. Members and masked per-channel layers make them zero."""
+        graph, value = self.graph, {}  # name -> (ZERO | CONSTANT | None, why not zero)
         for name in graph.order:
             kind = self.space.get(name)
             if kind is None:
@@ -231,46 +231,57 @@ class _Walk:
             inputs = [value[p] for p in graph.producers[name] if p in self.space]
             if kind in ("member", "per_channel"):
                 # The mask zeroes kernel and bias: the activation sees 0.
-                value[name] = graph.at_zero(name) or f"the activation of {name!r}"
-            elif kind == "shared":  # not masked: a per-channel function of a constant
-                constant = inputs[0] in (_channels.ZERO, _channels.CONSTANT) and (
-                    inputs[0] == _channels.ZERO
-                    or isinstance(graph.layer(name), keras.layers.BatchNormalization))
-                value[name] = _channels.CONSTANT if constant else repr(name)
-            elif kind == "merge":
-                value[name] = _merged(inputs, _channels.merge_kind(graph, name))
-            elif kind == "concatenate":
-                value[name] = _merged(inputs, "sum")  # the group's channels at each offset
-            elif inputs[0] == _channels.ZERO:
-                value[name] = graph.at_zero(name) or repr(name)
-            elif inputs[0] == _channels.CONSTANT:
-                padding = _channels.pads(graph.layer(name))
-                value[name] = repr(name) if padding else _channels.CONSTANT
+                value[name] = _applied(graph, name, (_channels.ZERO, None), "activation of ")
+            elif kind == "shared":  # not masked: 0 becomes a constant (beta, a bias)
+                state, why = inputs[0]
+                batch_norm = isinstance(graph.layer(name), keras.layers.BatchNormalization)
+                if state == _channels.ZERO or (state == _channels.CONSTANT and batch_norm):
+                    value[name] = (_channels.CONSTANT, f"{name!r} holds other groups' "
+                                                       "channels too, so it is not masked")
+                else:  # a depthwise window over a constant sees the zero padding
+                    value[name] = (None, why or f"{name!r} slides a window over a constant")
+            elif kind in ("merge", "concatenate"):
+                product = kind == "merge" and _channels.merge_kind(graph, name) == "product"
+                value[name] = _merged(inputs, product)
+            elif _channels.pads(graph.layer(name)) and inputs[0][0] == _channels.CONSTANT:
+                value[name] = (None, f"{name!r} pads a constant with zeros ({inputs[0][1]})")
             else:
-                value[name] = inputs[0]
+                value[name] = _applied(graph, name, inputs[0], "")
         for producer, reader in self.reads:
-            if value[producer] == _channels.ZERO:
+            state, why = value[producer]
+            if state == _channels.ZERO:
                 continue
-            consumer = self.group.flatten.get(reader, reader)
-            layer = graph.layer(reader)
-            if value[producer] == _channels.CONSTANT and _channels.can_absorb_constant(layer):
-                self.group.constants[consumer] = producer
+            if state == _channels.CONSTANT and _channels.can_absorb_constant(graph.layer(reader)):
+                self.group.constants[reader] = producer
                 continue
-            what = ("constant" if value[producer] == _channels.CONSTANT
-                    else f"not fixed: {value[producer]} mixes them with other values")
-            raise ValueError(f"its removed channels reach {reader!r} through {producer!r} "
-                             f"{what}, which {reader!r} cannot absorb")
+            if state == _channels.CONSTANT:
+                raise ValueError(f"its removed channels reach {reader!r} as a constant ({why}), "
+                                 f"which {reader!r} cannot take into a bias")
+            raise ValueError(f"its removed channels are not silent where {reader!r} reads "
+                             f"them: {why}")
 
 
-def _merged(inputs, kind):
+def _applied(graph, name, value, what):
+    """The value of removed channels after layer `name` (an element-wise function)."""
+    state, why = value
+    if state == _channels.ZERO:
+        state = graph.at_zero(name)
+        if state == _channels.CONSTANT:
+            why = f"the {what}{name!r} does not map 0 to 0"
+        elif state is None:
+            why = f"the {what}{name!r} does not map 0 to 0 channel by channel (it mixes them)"
+    return state, why
+
+
+def _merged(inputs, product):
     zero, constant = _channels.ZERO, _channels.CONSTANT
-    if kind == "product" and zero in inputs:
-        return zero  # 0 times anything
-    if all(v == zero for v in inputs):
-        return zero
-    if all(v in (zero, constant) for v in inputs):
-        return constant
-    return next(v for v in inputs if v not in (zero, constant))
+    states = [state for state, _ in inputs]
+    if product and zero in states:
+        return zero, None  # 0 times anything
+    if all(state == zero for state in states):
+        return zero, None
+    state = constant if all(s in (zero, constant) for s in states) else None
+    return state, next(why for s, why in inputs if s == state)
 
 
 def channel_plan(model, candidates=None):
