@@ -32,6 +32,7 @@ import tf_keras as keras
 from tfopt.pruning import _channels
 from tfopt.pruning import _registry
 
+
 @dataclasses.dataclass
 class ChannelGroup:
     """Layers sharing one unit mask, and what else changes when units go (layer names).
