@@ -67,6 +67,8 @@ def test_an_lstm_text_model_exports_in_every_mode_and_verifies(mode, lstm_model,
     lambda: L.Bidirectional(L.LSTM(8), name="rnn"),
 ], ids=["GRU", "SimpleRNN", "Bidirectional LSTM"])
 def test_other_recurrent_layers_convert_with_a_fixed_batch(recurrent, tokens, tmp_path):
+    # ~15 s for the Bidirectional LSTM: the converter saves it as a SavedModel first,
+    # which traces both directions' functions; kept, as text models use it most.
     x, _ = tokens
     model = _text_model(recurrent())
     path = export.tflite(model, str(tmp_path / "m.tflite"))
