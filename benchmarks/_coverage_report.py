@@ -135,7 +135,8 @@ def markdown(r):
               "look inside loops: it misses the einsums of MultiHeadAttention and the LSTM's "
               "time steps, so it is no reference for those two models."]
     lines += ["", "## Failure reasons",
-              "", "Exception and the first line of its message; in parentheses the innermost "
+              "", "Exception and the first line or two of its message (the messages of its causes "
+              "are in coverage.json, `detail`); in parentheses the innermost "
               "frame in tfopt (else tfmot, tf_keras or TensorFlow)."] + _failures(r)
     lines += ["", "Reproduce: `make benchmark-coverage` or `python -m benchmarks.coverage` "
               "(a subset: `--architectures=ResNet50,TextLSTM --features=qat,ptq`, which writes "

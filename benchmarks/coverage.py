@@ -81,10 +81,15 @@ def _where(error):
 
 
 def reason(error):
-    """`Type: first line of the message`, about 100 characters."""
+    """`Type: message`, its first line and, when that one is short, the second; ~150 chars.
+
+    The first line alone is often generic ("quantize cannot quantize 16 layer(s) of
+    'x':", "Exception encountered when calling layer ..."); the second names the case.
+    """
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-    return text if len(text) <= 110 else text[:107] + "..."
+    text = " ".join(lines[:2] if lines and len(lines[0]) < 100 else lines[:1])
+    text = f"{type(error).__name__}: {text}".rstrip(": ")
+    return text if len(text) <= 150 else text[:147] + "..."
 
 
 def detail(error):
