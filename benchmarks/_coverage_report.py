@@ -131,6 +131,12 @@ def markdown(r):
         "finite loss on a student with the teacher's output shape; FLOPs were counted.", ""]
     lines += _overview(r)
     lines += ["", "## Figures"] + _figures(r)
+    lines += ["", "Files identical: \"yes\" for byte-identical files, \"same ops\" for files "
+              "with the same operators in the same order but other bytes. QAT files differ "
+              "because tfopt's `quantize` sets the activation ranges from the representative "
+              "data before training and tfmot starts from its defaults; post-training files "
+              "differ slightly because tfopt calibrates in batches of up to 32 examples and the "
+              "plain recipe one example at a time."]
     lines += ["", "The TF profiler counts only the ops it has FLOPs statistics for and does not "
               "look inside loops: it misses the einsums of MultiHeadAttention and the LSTM's "
               "time steps, so it is no reference for those two models."]
