@@ -48,49 +48,59 @@ def _identical(row):
     return "same ops" if ours["ops_sha256"] == theirs["ops_sha256"] else "no"
 
 
+_PERCENT, _RATIO, _INT = "{:.1%}", "{:.3f}", "{:,}"
+# feature -> columns: (header, library, figure, format), or (header, function of the row).
+_COLUMNS = {
+    "prune": [("tfopt share of weights pruned", "tfopt", "share_of_weights_pruned", _PERCENT),
+              ("tfopt sparsity", "tfopt", "sparsity_of_pruned_kernels", _PERCENT),
+              ("tfmot share", "tfmot", "share_of_weights_pruned", _PERCENT),
+              ("tfmot sparsity", "tfmot", "sparsity_of_pruned_kernels", _PERCENT)],
+    "channels": [("params before", "tfopt", "params_before", _INT),
+                 ("params after shrink", "tfopt", "params_after", _INT),
+                 ("after/before", "tfopt", "params_ratio", _RATIO),
+                 ("max abs diff vs strip", "tfopt", "max_abs_diff_vs_strip", "{:.2g}")],
+    "qat": [("tfopt bytes", "tfopt", "bytes", _INT), ("tfmot bytes", "tfmot", "bytes", _INT),
+            ("files identical", _identical)],
+    "ptq": [("tfopt bytes", "tfopt", "bytes", _INT), ("plain bytes", "tfmot", "bytes", _INT),
+            ("files identical", _identical)],
+    "distill": [("teacher params", "tfopt", "teacher_params", _INT),
+                ("student params", "tfopt", "student_params", _INT),
+                ("student/teacher", "tfopt", "params_ratio", _RATIO)],
+    "flops": [("tfopt count_flops", "tfopt", "flops", _INT),
+              ("TF profiler", "tfmot", "flops", _INT),
+              ("tfopt/profiler", lambda row: _flops_ratio(row)),
+              ("layers with weights counted 0", lambda row: _zero_layers(row))],
+}
+
+
+def _column(row, column):
+    if len(column) == 2:
+        return column[1](row)
+    _, library, key, style = column
+    return _figure(row.get(library), key, style)
+
+
 def _figures(r):
     lines = []
-    tables = {
-        "prune": (["tfopt share of weights pruned", "tfopt sparsity", "tfmot share", "tfmot sparsity"],
-                  lambda row: [_figure(row.get("tfopt"), "share_of_weights_pruned", "{:.1%}"),
-                               _figure(row.get("tfopt"), "sparsity_of_pruned_kernels", "{:.1%}"),
-                               _figure(row.get("tfmot"), "share_of_weights_pruned", "{:.1%}"),
-                               _figure(row.get("tfmot"), "sparsity_of_pruned_kernels", "{:.1%}")]),
-        "channels": (["params before", "params after shrink", "after/before",
-                      "max abs diff vs strip"],
-                     lambda row: [_figure(row.get("tfopt"), "params_before"),
-                                  _figure(row.get("tfopt"), "params_after"),
-                                  _figure(row.get("tfopt"), "params_ratio", "{:.3f}"),
-                                  _figure(row.get("tfopt"), "max_abs_diff_vs_strip", "{:.2g}")]),
-        "qat": (["tfopt bytes", "tfmot bytes", "files identical"],
-                lambda row: [_figure(row.get("tfopt"), "bytes"), _figure(row.get("tfmot"), "bytes"),
-                             _identical(row)]),
-        "ptq": (["tfopt bytes", "plain bytes", "files identical"],
-                lambda row: [_figure(row.get("tfopt"), "bytes"), _figure(row.get("tfmot"), "bytes"),
-                             _identical(row)]),
-        "distill": (["teacher params", "student params", "student/teacher"],
-                    lambda row: [_figure(row.get("tfopt"), "teacher_params"),
-                                 _figure(row.get("tfopt"), "student_params"),
-                                 _figure(row.get("tfopt"), "params_ratio", "{:.3f}")]),
-        "flops": (["tfopt count_flops", "TF profiler", "tfopt/profiler", "layers with weights counted 0"],
-                  _flops_row),
-    }
     for feature in r["features"]:
-        header, row_of = tables[feature]
+        columns = _COLUMNS[feature]
         lines += ["", f"### {r['features'][feature]}", "",
-                  "| architecture | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
-        lines += [f"| {name} | " + " | ".join(row_of(row[feature])) + " |"
+                  "| architecture | " + " | ".join(c[0] for c in columns) + " |",
+                  "|---" * (len(columns) + 1) + "|"]
+        lines += [f"| {name} | " + " | ".join(_column(row[feature], c) for c in columns) + " |"
                   for name, row in r["cells"].items()]
     return lines
 
 
-def _flops_row(row):
+def _flops_ratio(row):
     ours, theirs = ((row.get(library, {}).get("figures") or {}) for library in ("tfopt", "tfmot"))
-    ratio = (f"{ours['flops'] / theirs['flops']:.3f}" if ours.get("flops") and theirs.get("flops")
-             else "-")
-    zero = ours.get("layers_counted_0")
-    return [_figure(row.get("tfopt"), "flops"), _figure(row.get("tfmot"), "flops"), ratio,
-            "-" if zero is None else (", ".join(zero) if zero else "none")]
+    return (f"{ours['flops'] / theirs['flops']:.3f}" if ours.get("flops") and theirs.get("flops")
+            else "-")
+
+
+def _zero_layers(row):
+    zero = (row.get("tfopt", {}).get("figures") or {}).get("layers_counted_0")
+    return "-" if zero is None else (", ".join(zero) if zero else "none")
 
 
 def _failures(r):
@@ -115,7 +125,8 @@ def markdown(r):
     lines = [
         "# Coverage: real architectures, tfopt and tfmot side by side", "",
         f"{env['date']}; TF {v['tensorflow']}, tf_keras {v['tf_keras']}, tfmot {v['tfmot']}, "
-        f"tfopt {v['tfopt']} (commit {r.get('tfopt_commit', 'unknown')}), ai-edge-litert {v['ai_edge_litert']}; {env['platform']}, "
+        f"tfopt {v['tfopt']} (commit {r.get('tfopt_commit', 'unknown')}), "
+        f"ai-edge-litert {v['ai_edge_litert']}; {env['platform']}, "
         f"{env['cpus_usable']} CPUs. Untrained models from benchmarks/architectures.py; "
         f"{flags['steps']} training steps of {flags['batch_size']} synthetic examples "
         f"({'eager' if flags['run_eagerly'] else 'graph'}), {flags['representative_examples']} "
@@ -136,7 +147,8 @@ def markdown(r):
               "because tfopt's `quantize` sets the activation ranges from the representative "
               "data before training and tfmot starts from its defaults; post-training files "
               "differ slightly because tfopt calibrates in batches of up to 32 examples and the "
-              "plain recipe one example at a time."]
+              "plain recipe one example at a time (the recipe fed the same 8 examples as one "
+              "batch gives a byte-identical file)."]
     lines += ["", "The TF profiler counts only the ops it has FLOPs statistics for and does not "
               "look inside loops: it misses the einsums of MultiHeadAttention and the LSTM's "
               "time steps, so it is no reference for those two models."]

@@ -42,10 +42,12 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("architectures", list(architectures.NAMES), "Architectures to run.")
 flags.DEFINE_list("features", list(cells.FEATURES), "Features to run.")
 flags.DEFINE_list("libraries", list(cells.LIBRARIES), "Libraries to run: tfopt, tfmot.")
-flags.DEFINE_integer("timeout", 300, "Seconds one cell may take before it is killed.")
-flags.DEFINE_integer("batch_size", 2, "Training batch size.")
-flags.DEFINE_integer("steps", 2, "Training steps of the features that train.")
-flags.DEFINE_integer("representative_examples", 8, "Calibration examples for int8.")
+flags.DEFINE_integer("timeout", 300, "Seconds one cell may take before it is killed.",
+                     lower_bound=1)
+flags.DEFINE_integer("batch_size", 2, "Training batch size.", lower_bound=1)
+flags.DEFINE_integer("steps", 2, "Training steps of the features that train.", lower_bound=1)
+flags.DEFINE_integer("representative_examples", 8, "Calibration examples for int8.",
+                     lower_bound=1)
 flags.DEFINE_bool("run_eagerly", True, "Train eagerly (about 6x faster here: tracing the "
                   "training graphs of the large applications takes minutes per cell). "
                   "--norun_eagerly trains in graph mode, as fit does by default.")
