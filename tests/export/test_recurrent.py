@@ -8,6 +8,7 @@ from ai_edge_litert.interpreter import Interpreter
 from ai_edge_litert.interpreter import OpResolverType
 
 from tfopt import export
+from tfopt import quantization
 from tests.export.conftest import tensor_dtypes
 
 L = keras.layers
@@ -96,3 +97,15 @@ def test_modes_the_converter_cannot_do_are_refused_before_converting(
     with pytest.raises(ValueError, match=message):
         export.tflite(_text_model(recurrent()), str(tmp_path / "m.tflite"), mode=mode,
                       representative_data=x[:16])
+
+
+def test_a_quantization_aware_lstm_model_calibrates_its_lstm(lstm_model, tokens, tmp_path):
+    x, y = tokens
+    quantized = quantization.quantize(lstm_model, representative_data=x[:64])
+    with pytest.raises(ValueError, match=r"needs representative_data for this "
+                       r"quantization-aware model: the tensors inside its recurrent layers "
+                       r"\['lstm'\] have no trained ranges"):
+        export.tflite(quantized, str(tmp_path / "m.tflite"), mode="int8")
+    path = export.tflite(quantized, str(tmp_path / "m.tflite"), mode="int8",
+                         representative_data=x[:64], verify=(x, y), agreement_threshold=0.95)
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in _ops(path)

@@ -110,7 +110,7 @@ def tflite(model, path, mode="float32", representative_data=None, sparsity=False
         spec = _inputs.input_spec(model, "representative_data")
         calibration = _data.validate_examples(representative_data, spec, "representative_data")
     quantization_aware = _is_quantization_aware(model)
-    _validate_calibration(mode, calibration, quantization_aware)
+    _validate_calibration(mode, calibration, quantization_aware, model)
     _recurrent.validate_mode(model, mode)
     if verify is not None:
         verify = _validate_verify(verify, model)
@@ -150,9 +150,16 @@ def _validate_threshold(threshold):
                          f"{threshold!r}.")
 
 
-def _validate_calibration(mode, calibration, quantization_aware):
+def _validate_calibration(mode, calibration, quantization_aware, model):
     if mode not in _convert.INTEGER or calibration is not None:
         return
+    recurrent = [layer.name for layer in _recurrent.recurrent_layers(model)]
+    if mode == "int8" and quantization_aware and recurrent:
+        raise ValueError(
+            f"mode='int8' needs representative_data for this quantization-aware model: the "
+            f"tensors inside its recurrent layers {recurrent} have no trained ranges, so the "
+            "converter calibrates them. Pass a few hundred training inputs, e.g. "
+            "representative_data=x_train[:300].")
     if mode == "int8" and quantization_aware:
         return
     qat = (" or train the model quantization-aware first (tfmot.quantization.keras."
