@@ -64,7 +64,8 @@ class UpdatePruningStep(keras.callbacks.Callback):
             leader.callback_attached = True
         execution = getattr(self.model, "_steps_per_execution", None)
         # Keras changes it only when it is above 1 (for an epoch's shorter last call).
-        self._execution = execution if execution is not None and int(execution) > 1 else None
+        self._execution = (execution if execution is not None and int(execution.numpy()) > 1
+                           else None)
         self._warn_if_updates_fall_inside_executions()
 
     def _steps_in_next_call(self):
