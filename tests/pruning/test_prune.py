@@ -303,7 +303,7 @@ def test_channels_prune_whole_units_and_followers(digits):
     assert np.all(features[..., dead] == 0)
 
 
-def test_channels_leave_residual_branches_whole():
+def test_channels_prune_the_members_of_a_residual_add_as_one_group():
     inputs = keras.Input((8, 8, 4))
     a = L.Conv2D(4, 3, padding="same", activation="relu", name="a")(inputs)
     b = L.Conv2D(4, 3, padding="same", activation="relu", name="b")(a)
@@ -311,7 +311,9 @@ def test_channels_leave_residual_branches_whole():
     merged = L.Add()([a, c])
     outputs = L.Dense(2)(L.Flatten()(merged))
     pruned = pruning.prune(keras.Model(inputs, outputs), pruning.OneShot(0.5), structure="channels")
-    assert set(_wrapped(pruned)) == {"b"}
+    wrapped = _wrapped(pruned)
+    assert set(wrapped) == {"a", "b", "c"}
+    assert wrapped["c"].follow == "a" and wrapped["b"].follow is None  # c drops a's channels
 
 
 def test_n_of_m_keeps_n_of_every_m_along_the_input_axis(digits):
