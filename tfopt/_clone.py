@@ -99,6 +99,9 @@ def select_layers(model, layers):
         return (lambda layer: True), set()
     if callable(layers):
         return layers, set()
+    if not isinstance(layers, (str, list, tuple, set, frozenset)):
+        raise TypeError(f"layers must be None, a layer name, a list of layer names or a "
+                        f"predicate layer -> bool, got {layers!r} ({type(layers).__name__}).")
     names = [layers] if isinstance(layers, str) else list(layers)
     if not all(isinstance(n, str) for n in names):
         raise ValueError(f"layers must be None, layer names or a predicate, got {layers!r}.")

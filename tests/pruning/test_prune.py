@@ -235,6 +235,13 @@ def test_random_masks_equal_across_identically_built_models_with_auto_names():
     assert not np.array_equal(masks[0][0], masks[0][1])
 
 
+@pytest.mark.parametrize("layers", [5, 2.5, {"hidden": True}])
+def test_layers_of_the_wrong_type_are_named(layers):
+    with pytest.raises(TypeError, match=r"layers must be None, a layer name, a list of layer "
+                                        r"names or a predicate"):
+        pruning.prune(small_cnn(), pruning.OneShot(0.5), layers=layers)
+
+
 def test_pruning_a_model_being_pruned_says_what_to_do():
     pruned = pruning.prune(small_cnn(), pruning.OneShot(0.5))
     with pytest.raises(ValueError, match=r"already being pruned \(it has PruneWrapper layers\)"
