@@ -179,3 +179,26 @@ def test_separable_conv1d_is_refused_with_the_reason():
     with pytest.raises(ValueError, match="'target' \\(SeparableConv1D\\): tfmot's SeparableConv1D "
                                          "transform inserts Lambda layers"):
         quantization.quantize(model)
+
+
+def _dense_transition():
+    # DenseNet: a transition block's AveragePooling2D feeds the next block's Concatenate.
+    def block(x):
+        x = L.Conv2D(8, 1, name="transition")(L.ReLU()(L.BatchNormalization(name="bn_a")(x)))
+        pool = L.AveragePooling2D(2, name="target")(x)
+        grown = L.Conv2D(4, 3, padding="same", name="grow")(L.ReLU()(
+            L.BatchNormalization(name="bn_b")(pool)))
+        return L.ReLU()(L.BatchNormalization(name="bn_c")(L.Concatenate()([pool, grown])))
+    return _images(block, shape=(10, 10, 3))
+
+
+def test_average_pool_feeding_a_concatenate_keeps_one_scale_and_converts(tmp_path):
+    model = _dense_transition()
+    x = _data(model)
+    q = quantization.quantize(model, representative_data=x)
+    config = _wrapped(q)["target"].quantize_config
+    assert type(config).__name__ == "NoOpQuantizeConfig"
+    path = export.tflite(q, tmp_path / "m.tflite", mode="int8", representative_data=x)
+    assert not [d for d in tensor_dtypes(path)[2] if d.kind == "f"]
+    figures = export.verify_tflite(path, x, reference=q, latency_runs=0)
+    assert figures["max_abs_diff"] < 0.1 * np.abs(q.predict(x, verbose=0)).max()

@@ -98,6 +98,23 @@ def quantize_config(layer, weight_quantizer=None):
     return default_8bit_quantize_configs.Default8BitOutputQuantizeConfig()
 
 
+def same_scale_configs(model, names):
+    """{name: NoOpQuantizeConfig} for AveragePooling2D layers in `names` feeding a Concatenate.
+
+    TFLite's int8 AVERAGE_POOL_2D needs its input and output on one scale.
+    tfmot gives the pool's output a range of its own; when that output also
+    feeds a Concatenate (DenseNet's transition blocks) the converter refuses
+    the two scales ("quantization parameters violate the same scale
+    constraint"). Without an output quantizer the pool keeps its input's
+    scale, as tfmot already does for MaxPooling2D. Pools elsewhere keep
+    tfmot's config, so their files stay those of tfmot.
+    """
+    return {layer.name: default_8bit_quantize_configs.NoOpQuantizeConfig()
+            for layer in model.layers
+            if type(layer) is _L.AveragePooling2D and layer.name in names
+            and any(isinstance(node.layer, _L.Concatenate) for node in layer._outbound_nodes)}
+
+
 def needs_calibration(model):
     """Names of the layers of a `quantize` model whose int8 export needs representative data.
 

@@ -102,6 +102,7 @@ def quantize(model, scheme="int8", layers=None, int8_layers="first_last",
                          f"layers={layers!r}.")
     flat, added = _affine.split_affine(flat, chosen - set(configs))
     chosen |= set(added)
+    configs = {**_layer_configs.same_scale_configs(flat, chosen - set(configs)), **configs}
 
     def annotate(layer):
         if layer.name not in chosen:
