@@ -26,10 +26,19 @@ def run_python(code, cwd):
 
 
 @pytest.mark.slow
-def test_quick_start_runs_as_written_and_reaches_its_target(tmp_path):
-    result = run_python(python_blocks("Quick start")[0], tmp_path)
+def test_quick_start_quantization_and_distillation_run_as_written(tmp_path):
+    """The three snippets, run one after the other as the README presents them."""
+    code = "\n".join([python_blocks("Quick start")[0],
+                      python_blocks("Quick start")[1],  # quantization and TFLite export
+                      python_blocks("Quick start")[2],  # distillation
+                      "small.compile(loss=loss, metrics=['accuracy'])",
+                      "print(f'distilled student: {small.count_params():,} parameters, "
+                      "accuracy {small.evaluate(x_test, y_test, verbose=0)[1]:.3f}')"])
+    result = run_python(code, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "training stopped at step" not in result.stderr  # the schedule fits in the fit
+
+    # Pruning: the schedule reaches its target inside the fit it shows.
+    assert "training stopped at step" not in result.stderr
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.strip()}
     for hidden in ("conv2d", "conv2d_1", "dense"):
         assert rows[hidden][2] == "channels"
@@ -41,3 +50,18 @@ def test_quick_start_runs_as_written_and_reaches_its_target(tmp_path):
     assert after < 0.1 * before
     assert float(summary.group(4)) > 0.85
     assert os.listdir(tmp_path / "logs")  # PruningSummaries wrote its events
+
+    # Quantization: a verified int8 file, figures in the units the tables use.
+    int8 = re.search(r"int8 file: ([\d,]+) bytes, accuracy ([\d.]+), agrees with Keras on "
+                     r"([\d.]+)%, ([\d.]+) ms", result.stdout)
+    assert int8, result.stdout
+    assert int(int8.group(1).replace(",", "")) == os.path.getsize(tmp_path / "model.tflite")
+    assert float(int8.group(2)) > 0.85 and float(int8.group(3)) >= 98.0
+    assert 0 < float(int8.group(4)) < 10
+
+    # Distillation: a student with a fraction of the teacher's parameters that learned.
+    student = re.search(r"distilled student: ([\d,]+) parameters, accuracy ([\d.]+)",
+                        result.stdout)
+    assert student, result.stdout
+    assert int(student.group(1).replace(",", "")) < 0.2 * before
+    assert float(student.group(2)) > 0.85
