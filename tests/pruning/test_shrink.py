@@ -7,6 +7,7 @@ import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tf_keras as keras
 from tfopt import pruning
 from tfopt import _clone
+from tests.conftest import small_cnn
 
 L = keras.layers
 
@@ -323,3 +324,10 @@ def test_shrink_leaves_layers_it_cannot_cut_through_whole(build, filters):
     small = pruning.shrink(pruned)
     assert _filters(small) == filters
     assert _max_difference(small, pruning.strip(pruned), x) < 1e-4
+
+
+def test_shrink_before_any_pruning_step_says_it_removes_nothing(caplog):
+    pruned = pruning.prune(small_cnn(), pruning.OneShot(0.5, step=10), structure="channels")
+    plain = pruning.shrink(pruned)
+    assert "found no pruned units, so it removes nothing (pruning step" in caplog.text
+    assert plain.count_params() == small_cnn().count_params()

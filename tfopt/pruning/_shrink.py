@@ -60,7 +60,18 @@ def shrink(model):
     """
     _clone.validate_model(model, "shrink")
     _validate_channel_pruned(model)
+    _warn_if_nothing_was_pruned(model)
     return _shrink_level(model)
+
+
+def _warn_if_nothing_was_pruned(model):
+    leaders = [w for w in wrappers(model) if w.structure == _masks.CHANNELS and w.follow is None]
+    if all(w.unit_mask() is None or w.unit_mask().all() for w in leaders):
+        steps = [int(w.pruning_step.numpy()) for w in leaders]
+        logging.warning(
+            "tfopt.pruning: shrink(%r) found no pruned units, so it removes nothing (pruning "
+            "step %d). Train the pruned model with callbacks=[UpdatePruningStep()] until its "
+            "schedule has pruned, then shrink.", model.name, max(steps + [0]))
 
 
 def _validate_channel_pruned(model):
