@@ -202,3 +202,35 @@ def test_average_pool_feeding_a_concatenate_keeps_one_scale_and_converts(tmp_pat
     assert not [d for d in tensor_dtypes(path)[2] if d.kind == "f"]
     figures = export.verify_tflite(path, x, reference=q, latency_runs=0)
     assert figures["max_abs_diff"] < 0.1 * np.abs(q.predict(x, verbose=0)).max()
+
+
+def _inline_swish():
+    # EfficientNet's squeeze-excite: convolutions with swish and sigmoid inside them.
+    def block(x):
+        gate = L.GlobalAveragePooling2D(keepdims=True, name="squeeze")(x)
+        gate = L.Conv2D(2, 1, activation="swish", name="target")(gate)
+        gate = L.Conv2D(4, 1, activation="sigmoid", name="expand")(gate)
+        return L.Multiply(name="excite")([x, gate])
+    return _images(block)
+
+
+def _activation(layer):
+    # tfmot replaces a wrapped layer's activation by its QuantizeAwareActivation.
+    activation = layer.get_config()["activation"]
+    return activation["config"]["activation"] if isinstance(activation, dict) else activation
+
+
+def test_inline_swish_moves_to_its_own_layer_and_converts(tmp_path):
+    model = _inline_swish()
+    x = _data(model)
+    q = quantization.quantize(model, representative_data=x)
+    wrapped = _wrapped(q)
+    assert _activation(wrapped["target"].layer) == "linear"
+    assert _activation(wrapped["target_activation"].layer) == "swish"
+    assert "expand_activation" not in wrapped  # sigmoid stays inline, as tfmot has it
+    reference = model.predict(x, verbose=0)  # the split layer kept its weights
+    assert max_abs_diff(q.predict(x, verbose=0), reference) < 0.1 * np.abs(reference).max()
+    path = export.tflite(q, tmp_path / "m.tflite", mode="int8", representative_data=x)
+    assert not [d for d in tensor_dtypes(path)[2] if d.kind == "f"]
+    figures = export.verify_tflite(path, x, reference=q, latency_runs=0)
+    assert figures["max_abs_diff"] < 0.1 * np.abs(q.predict(x, verbose=0)).max()

@@ -9,6 +9,7 @@ from tensorflow_model_optimization.python.core.quantization.keras import (
 
 from tfopt import _clone
 from tfopt import _data
+from tfopt.quantization import _activations
 from tfopt.quantization import _affine
 from tfopt.quantization import _calibrate
 from tfopt.quantization import _layer_configs
@@ -101,6 +102,8 @@ def quantize(model, scheme="int8", layers=None, int8_layers="first_last",
         raise ValueError(f"quantize found no layer to quantize in {flat.name!r} with "
                          f"layers={layers!r}.")
     flat, added = _affine.split_affine(flat, chosen - set(configs))
+    chosen |= set(added)
+    flat, added = _activations.split_activations(flat, chosen - set(configs))
     chosen |= set(added)
     configs = {**_layer_configs.same_scale_configs(flat, chosen - set(configs)), **configs}
 
