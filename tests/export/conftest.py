@@ -63,6 +63,21 @@ def tensor_dtypes(path):
             {np.dtype(d["dtype"]) for d in interpreter.get_tensor_details()})
 
 
+def float_tensors_in_use(path):
+    """Names of the float tensors some op of the file reads or writes.
+
+    A quantized LSTM also lists float "intermediate" tensors that only carry
+    scales; no op touches them, so an integer-only file may hold them.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    interpreter = Interpreter(model_path=str(path), experimental_op_resolver_type=(
+        OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+    interpreter.allocate_tensors()
+    used = {i for op in interpreter._get_ops_details() for i in (*op["inputs"], *op["outputs"])}
+    return [d["name"] for d in interpreter.get_tensor_details()
+            if d["index"] in used and np.dtype(d["dtype"]).kind == "f"]
+
+
 @contextlib.contextmanager
 def time_limit(seconds):
     """Raises TimeoutError in the block after `seconds`, so a call that once hung

@@ -15,7 +15,7 @@ import pytest
 from benchmarks import architectures
 from tfopt import export
 from tfopt import quantization
-from tests.export.conftest import tensor_dtypes
+from tests.export.conftest import float_tensors_in_use
 
 FAST = ("TextLSTM", "AudioConv1D", "TransformerEncoder")
 PARAMS = [name if name in FAST else pytest.param(name, marks=pytest.mark.slow)
@@ -32,7 +32,7 @@ def test_int8_qat_exports_a_full_int8_file(name, tmp_path):
 
     path = export.tflite(q, tmp_path / f"{name}.tflite", mode="int8", representative_data=x)
 
-    assert not [dtype for dtype in tensor_dtypes(path)[2] if dtype.kind == "f"]
+    assert not float_tensors_in_use(path)
     figures = export.verify_tflite(path, x, reference=q, latency_runs=0)
     scale = float(np.abs(q.predict(x, verbose=0)).max())
     assert figures["max_abs_diff"] < 0.2 * scale, figures
