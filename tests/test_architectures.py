@@ -7,7 +7,8 @@ import tf_keras as keras
 from benchmarks import architectures
 
 # 130-770 layers each: building and one eager step take 15-40 s on 2 shared CPUs.
-_SLOW = ("NASNetMobile", "DenseNet121", "Xception", "ConvNeXtTiny")
+_SLOW = ("MobileNetV2", "EfficientNetB0", "EfficientNetV2B0", "ResNet50", "ResNet50V2",
+         "NASNetMobile", "DenseNet121", "Xception", "ConvNeXtTiny")
 
 
 @pytest.mark.parametrize("name", [

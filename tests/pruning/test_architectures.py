@@ -32,7 +32,7 @@ _MAX_PARAMETER_RATIO = {
 }
 # Each test of these takes 12-40 s on 2 shared CPUs: Keras clones 150-800 layers
 # for prune, strip and shrink. The others take 1-12 s.
-_SLOW = ("MobileNetV3Small", "EfficientNetB0", "EfficientNetV2B0", "ResNet50", "ResNet50V2",
+_SLOW = ("MobileNetV2", "MobileNetV3Small", "EfficientNetB0", "EfficientNetV2B0", "ResNet50", "ResNet50V2",
          "DenseNet121", "NASNetMobile", "Xception", "ConvNeXtTiny")
 _NAMES = architectures.NAMES + ("BidirectionalGRU",)
 
