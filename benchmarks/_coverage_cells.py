@@ -207,7 +207,7 @@ def qat(name, library, ctx):
     ctx.fit(quantized, name)
     ctx.phase("convert")
     if library == "tfopt":
-        content = _tfopt_int8(quantized, None, ctx.path(f"{name}-qat"))
+        content = _tfopt_int8(quantized, representative, ctx.path(f"{name}-qat"))
     else:
         content = _plain_int8(quantized, representative)
     return _int8_file(content)

@@ -234,3 +234,13 @@ def test_inline_swish_moves_to_its_own_layer_and_converts(tmp_path):
     assert not [d for d in tensor_dtypes(path)[2] if d.kind == "f"]
     figures = export.verify_tflite(path, x, reference=q, latency_runs=0)
     assert figures["max_abs_diff"] < 0.1 * np.abs(q.predict(x, verbose=0)).max()
+
+
+def test_int8_export_without_data_names_the_layers_that_need_it(tmp_path):
+    model = _attention()
+    q = quantization.quantize(model, representative_data=_data(model))
+    with pytest.raises(ValueError, match=r"needs representative_data for this quantization-aware "
+                                         r"model: the tensors inside its layers \['norm', "
+                                         r"'target'\]"):
+        export.tflite(q, tmp_path / "m.tflite", mode="int8")
+    assert not (tmp_path / "m.tflite").exists()

@@ -15,6 +15,7 @@ from tfopt.export import _convert
 from tfopt.export import _inputs
 from tfopt.export import _recurrent
 from tfopt.export._verify import verify_tflite
+from tfopt.quantization import _layer_configs
 
 TFLITE_MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
 
@@ -153,13 +154,14 @@ def _validate_threshold(threshold):
 def _validate_calibration(mode, calibration, quantization_aware, model):
     if mode not in _convert.INTEGER or calibration is not None:
         return
-    recurrent = [layer.name for layer in _recurrent.recurrent_layers(model)]
-    if mode == "int8" and quantization_aware and recurrent:
+    uncalibrated = sorted({layer.name for layer in _recurrent.recurrent_layers(model)}
+                          | set(_layer_configs.needs_calibration(model)))
+    if mode == "int8" and quantization_aware and uncalibrated:
         raise ValueError(
             f"mode='int8' needs representative_data for this quantization-aware model: the "
-            f"tensors inside its recurrent layers {recurrent} have no trained ranges, so the "
-            "converter calibrates them. Pass a few hundred training inputs, e.g. "
-            "representative_data=x_train[:300].")
+            f"tensors inside its layers {uncalibrated} (normalization statistics, attention "
+            "scores, recurrent gates) have no trained ranges, so the converter calibrates "
+            "them. Pass a few hundred training inputs, e.g. representative_data=x_train[:300].")
     if mode == "int8" and quantization_aware:
         return
     qat = (" or train the model quantization-aware first (tfmot.quantization.keras."
