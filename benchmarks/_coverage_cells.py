@@ -18,6 +18,7 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import OpResolverType
 
 from benchmarks import _common
 from benchmarks import architectures
@@ -149,8 +150,14 @@ def tflite_facts(content):
     interpreter.invoke()
     inputs = [np.dtype(d["dtype"]).name for d in interpreter.get_input_details()]
     outputs = [np.dtype(d["dtype"]).name for d in interpreter.get_output_details()]
-    floats = [d["name"] for d in interpreter.get_tensor_details()
-              if np.dtype(d["dtype"]).kind == "f"]
+    # Tensors some op reads or writes, listed without the default delegate (which
+    # hides the ops it takes): a quantized LSTM's scale-only intermediates are not data.
+    plain = Interpreter(model_content=content, experimental_op_resolver_type=(
+        OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+    plain.allocate_tensors()
+    used = {i for op in plain._get_ops_details() for i in (*op["inputs"], *op["outputs"])}
+    floats = [d["name"] for d in plain.get_tensor_details()
+              if d["index"] in used and np.dtype(d["dtype"]).kind == "f"]
     ops = [op["op_name"] for op in interpreter._get_ops_details()]  # no public op list
     return {"bytes": len(content), "input_dtypes": inputs, "output_dtypes": outputs,
             "float_tensors": len(floats), "first_float_tensors": floats[:3],
