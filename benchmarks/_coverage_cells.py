@@ -19,6 +19,7 @@ import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
 from ai_edge_litert.interpreter import OpResolverType
+from ai_edge_litert.interpreter import OpResolverType
 
 from benchmarks import _common
 from benchmarks import architectures
@@ -142,28 +143,32 @@ def channels(name, library, ctx):
 
 
 def tflite_facts(content):
-    """Bytes, end dtypes and float tensors of a TFLite file that loads and runs once."""
-    interpreter = Interpreter(model_content=content)
+    """Bytes, end dtypes and float tensors of a TFLite file that loads and runs once.
+
+    Float tensors count when an op reads or writes them. A quantized LSTM also
+    holds float "intermediate" tensors that only carry scales; they are listed
+    apart. The ops are read without LiteRT's default delegate, whose one
+    delegate op would hide the tensors inside the part it takes over.
+    """
+    interpreter = Interpreter(model_content=content, experimental_op_resolver_type=(
+        OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
     interpreter.allocate_tensors()
     for detail in interpreter.get_input_details():
         interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
     interpreter.invoke()
     inputs = [np.dtype(d["dtype"]).name for d in interpreter.get_input_details()]
     outputs = [np.dtype(d["dtype"]).name for d in interpreter.get_output_details()]
-    # Tensors some op reads or writes, listed without the default delegate (which
-    # hides the ops it takes): a quantized LSTM's scale-only intermediates are not data.
-    plain = Interpreter(model_content=content, experimental_op_resolver_type=(
-        OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
-    plain.allocate_tensors()
-    used = {i for op in plain._get_ops_details() for i in (*op["inputs"], *op["outputs"])}
-    floats = [d["name"] for d in plain.get_tensor_details()
-              if d["index"] in used and np.dtype(d["dtype"]).kind == "f"]
-    ops = [op["op_name"] for op in interpreter._get_ops_details()]  # no public op list
+    ops = interpreter._get_ops_details()  # LiteRT has no public list of ops
+    used = {i for op in ops for i in (*op["inputs"], *op["outputs"])}
+    floats = [d for d in interpreter.get_tensor_details() if np.dtype(d["dtype"]).kind == "f"]
+    computed = [d["name"] for d in floats if d["index"] in used]
     return {"bytes": len(content), "input_dtypes": inputs, "output_dtypes": outputs,
-            "float_tensors": len(floats), "first_float_tensors": floats[:3],
-            "fully_int8": not floats and outputs == ["int8"],
+            "float_tensors": len(computed), "first_float_tensors": computed[:3],
+            "float_tensors_no_op_uses": len(floats) - len(computed),
+            "fully_int8": not computed and outputs == ["int8"],
             "sha256": hashlib.sha256(content).hexdigest(),
-            "ops_sha256": hashlib.sha256(" ".join(ops).encode()).hexdigest(),
+            "ops_sha256": hashlib.sha256(" ".join(op["op_name"] for op in ops).encode()
+                                         ).hexdigest(),
             "ops": len(ops)}
 
 

@@ -138,7 +138,9 @@ def markdown(r):
         "of the inference graph for FLOPs. n/a: tfmot has no such feature. "
         "\"ok\" means: pruning reached ~50% sparsity in the pruned kernels and the stripped "
         "model predicts; shrink's outputs equal strip's (max abs diff <= 1e-4); the TFLite file "
-        "loads, runs and holds no float tensor, with int8 output; the Distiller trained with a "
+        "loads, runs, has int8 output and no op reads or writes a float tensor (integer token "
+        "inputs stay integer; a quantized LSTM's float intermediates only carry scales); "
+        "the Distiller trained with a "
         "finite loss on a student with the teacher's output shape; FLOPs were counted.", ""]
     lines += _overview(r)
     lines += ["", "## Figures"] + _figures(r)
