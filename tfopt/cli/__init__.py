@@ -17,3 +17,8 @@ def _start(tool):
 def run_prune():
     """The `tfopt-prune` console script."""
     _start("prune")
+
+
+def run_export():
+    """The `tfopt-export` console script."""
+    _start("export")
