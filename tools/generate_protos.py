@@ -24,11 +24,11 @@ import argparse
 import importlib
 import os
 import re
+import subprocess
 import sys
 import tempfile
 
 from google.protobuf import descriptor_pb2
-from grpc_tools import protoc
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Proto paths are relative to third_party/, so that the file names (and the
@@ -86,11 +86,14 @@ def generate(output_dir=OUTPUT_DIR):
             file.write(_descriptor_set(PROTOS).SerializeToString())
         generated = os.path.join(scratch, "out")
         os.makedirs(generated)
-        status = protoc.main(["protoc", f"--proto_path={PROTO_ROOT}",
-                              f"--descriptor_set_in={descriptors}",
-                              f"--python_out={generated}", *PROTOS])
-        if status != 0:
-            raise RuntimeError(f"protoc failed (exit status {status}); its message is above.")
+        # In a child process: grpc_tools' protoc crashes in a process that has
+        # loaded TensorFlow's own copy of the protobuf library first.
+        run = subprocess.run([sys.executable, "-m", "grpc_tools.protoc",
+                              f"--proto_path={PROTO_ROOT}", f"--descriptor_set_in={descriptors}",
+                              f"--python_out={generated}", *PROTOS],
+                             capture_output=True, text=True, check=False)
+        if run.returncode != 0:
+            raise RuntimeError(f"protoc failed (exit status {run.returncode}): {run.stderr}")
         os.makedirs(output_dir, exist_ok=True)
         return [_install(proto, generated, output_dir) for proto in PROTOS]
 
