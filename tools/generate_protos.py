@@ -100,7 +100,8 @@ def generate(output_dir=OUTPUT_DIR):
 
 def _install(proto, generated, output_dir):
     """Moves `proto`'s module into the flat tfopt package, named as it is imported there."""
-    with open(os.path.join(generated, proto[:-len(".proto")] + "_pb2.py"), encoding="utf-8") as file:
+    source = os.path.join(generated, proto[:-len(".proto")] + "_pb2.py")
+    with open(source, encoding="utf-8") as file:
         code = file.read()
     # The message classes' __module__ (used by pickle and repr) must name the
     # module they are imported from.

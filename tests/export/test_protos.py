@@ -34,7 +34,8 @@ def test_committed_modules_are_what_the_generator_makes(tmp_path):
 
 
 @pytest.mark.parametrize("module, message, source", [
-    (monitoring_config_pb2, "MonitoringConfig", "tensorflow_serving/config/monitoring_config.proto"),
+    (monitoring_config_pb2, "MonitoringConfig",
+     "tensorflow_serving/config/monitoring_config.proto"),
     (session_bundle_config_pb2, "BatchingParameters",
      "tensorflow_serving/servables/tensorflow/session_bundle_config.proto"),
 ])
@@ -60,8 +61,9 @@ def test_session_bundle_config_uses_tensorflows_own_protos():
     from tensorflow.core.protobuf import named_tensor_pb2
     config = session_bundle_config_pb2.SessionBundleConfig()
     assert config.session_config.DESCRIPTOR is config_pb2.ConfigProto.DESCRIPTOR
-    assert (session_bundle_config_pb2.SessionBundleConfig.DESCRIPTOR.fields_by_name[
-        "experimental_fixed_input_tensors"].message_type is named_tensor_pb2.NamedTensorProto.DESCRIPTOR)
+    fixed_inputs = session_bundle_config_pb2.SessionBundleConfig.DESCRIPTOR.fields_by_name[
+        "experimental_fixed_input_tensors"]
+    assert fixed_inputs.message_type is named_tensor_pb2.NamedTensorProto.DESCRIPTOR
     config.session_config.intra_op_parallelism_threads = 2
     config.batching_parameters.max_batch_size.value = 16
     parsed = text_format.Parse(text_format.MessageToString(config),

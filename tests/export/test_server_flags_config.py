@@ -58,8 +58,10 @@ def test_batching_values_given_are_written(tmp_path):
      "allowed_batch_sizes=\\[16, 8, 32\\] must be strictly increasing"),
     ({"allowed_batch_sizes": [8, 8, 32]}, ValueError,
      "allowed_batch_sizes=\\[8, 8, 32\\] must be strictly increasing"),
-    ({"allowed_batch_sizes": [0, 32]}, ValueError, "each of allowed_batch_sizes must be an integer from 1"),
-    ({"allowed_batch_sizes": [8.0, 32]}, TypeError, "each of allowed_batch_sizes must be an integer"),
+    ({"allowed_batch_sizes": [0, 32]}, ValueError,
+     "each of allowed_batch_sizes must be an integer from 1"),
+    ({"allowed_batch_sizes": [8.0, 32]}, TypeError,
+     "each of allowed_batch_sizes must be an integer"),
     ({"allowed_batch_sizes": 32}, TypeError, "allowed_batch_sizes must be a list"),
     ({"allowed_batch_sizes": "32"}, TypeError, "allowed_batch_sizes must be a list"),
 ])
@@ -70,7 +72,8 @@ def test_batching_refuses_what_tf_serving_would(arguments, error, match, tmp_pat
 
 
 @pytest.mark.parametrize("content, match", [
-    ("max_batch_size { value: 8 } allowed_batch_sizes: [4, 16]", "ends at 16, but max_batch_size=8"),
+    ("max_batch_size { value: 8 } allowed_batch_sizes: [4, 16]",
+     "ends at 16, but max_batch_size=8"),
     ("allowed_batch_sizes: [4, 4]", "must be strictly increasing"),
     ("num_batch_threads { value: 0 }", "num_batch_threads=0 must be at least 1"),
 ])
@@ -90,7 +93,8 @@ def test_monitoring_file(arguments, enable, metrics_path, tmp_path):
     path = tmp_path / _layout.MONITORING_CONFIG
     written = monitoring_config(path, **arguments)
     config = _parse(path, monitoring_config_pb2.MonitoringConfig)
-    assert (config.prometheus_config.enable, config.prometheus_config.path) == (enable, metrics_path)
+    prometheus = config.prometheus_config
+    assert (prometheus.enable, prometheus.path) == (enable, metrics_path)
     assert written == config == read_monitoring_config(path)
 
 

@@ -49,7 +49,8 @@ def test_written_file_is_the_returned_message_in_text_format(kind, tmp_path):
     # Parsed by protobuf itself, not by tfopt's reader.
     assert text_format.Parse(text, message_class()) == written
     assert written != message_class()
-    assert text.startswith(f"# {message_class.DESCRIPTOR.full_name}, read by tensorflow_model_server")
+    assert text.startswith(
+        f"# {message_class.DESCRIPTOR.full_name}, read by tensorflow_model_server")
     assert read(path) == written
 
 
