@@ -258,7 +258,8 @@ def _set_method_names(directory, methods):
 
 
 def _check(model, staging, inputs, plan, tolerance, target):
-    figures, scale = _verify_saved_model.compare(staging, inputs, model, plan=plan)
+    figures, scale = _verify_saved_model.compare(staging, inputs, model, plan=plan,
+                                                  prepared=True)
     if tolerance is None:
         tolerance = _verify_saved_model.default_tolerance(scale, _servable.quantization_aware(model))
     logging.info("tfopt.export: %s loaded as TF Serving loads it: %s", target, figures)

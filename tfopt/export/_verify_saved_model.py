@@ -75,14 +75,15 @@ def default_tolerance(scale, quantization_aware):
     return relative * max(1.0, scale)
 
 
-def compare(version_dir, inputs, reference=None, labels=None, plan=None):
+def compare(version_dir, inputs, reference=None, labels=None, plan=None, prepared=False):
     """`verify_saved_model`'s figures and the reference's largest absolute output.
 
     With a ClassifyPlan `plan`, the `classify` signature also runs on the same
     rows, sent as serialized tf.Examples, adding `classify_max_abs_diff`.
+    `prepared` says `reference` is the model export wrote (checked, stripped).
     """
     path = validate_version_dir(version_dir)
-    if reference is not None:
+    if reference is not None and not prepared:
         reference = _servable.for_serving(
             _servable.validate_model(reference, "verify_saved_model's reference"))
     if labels is not None and inputs is None:
