@@ -13,40 +13,32 @@ import threading
 
 import pytest
 import tensorflow as tf
+import tf_keras as keras
 import yaml
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_status_pb2
 
+from tfopt import export
 from tfopt.export import _kit
 from tfopt.export import _kit_export_root
 from tfopt.export import _kit_kubernetes
 from tfopt.export import _kit_server
 from tfopt.export import _layout
-from tfopt.export import _model_server_config
-from tfopt.export import _server_flags_config
 
 SERVING_DIR = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "serving")
 EXAMPLE_MODEL = "digits"
 
 
-class _Halve(tf.Module):
-
-    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
-    def serve(self, x):
-        return {"y": x * 0.5}
-
-
 def write_export_root(root, model_name=EXAMPLE_MODEL, versions=(1,)):
     """An export root as tfopt-export leaves it: SavedModel versions and the three
     configs, written by the same functions with the defaults the tool uses."""
-    module = _Halve()
+    model = keras.Sequential([keras.Input((4,), name="x"), keras.layers.Dense(2, name="y")])
     for version in versions:
-        tf.saved_model.save(module, os.path.join(root, model_name, str(version)),
-                            signatures={"serving_default": module.serve})
-    _model_server_config.model_server_config(
-        [_model_server_config.ServedModel(model_name)], os.path.join(root, _layout.MODELS_CONFIG))
-    _server_flags_config.batching_config(os.path.join(root, _layout.BATCHING_CONFIG))
-    _server_flags_config.monitoring_config(os.path.join(root, _layout.MONITORING_CONFIG))
+        export.saved_model(model, os.path.join(root, model_name), version=version)
+    export.model_server_config([export.ServedModel(model_name)],
+                               os.path.join(root, _layout.MODELS_CONFIG))
+    export.batching_config(os.path.join(root, _layout.BATCHING_CONFIG))
+    export.monitoring_config(os.path.join(root, _layout.MONITORING_CONFIG))
     return root
 
 
@@ -55,7 +47,7 @@ def kit(tmp_path_factory):
     """(kit folder, written files) for the example model, laid out as serving/ is."""
     folder = tmp_path_factory.mktemp("kit")
     write_export_root(str(folder / "models"))
-    return str(folder), _kit.serving_kit(str(folder / "models"), EXAMPLE_MODEL, str(folder))
+    return str(folder), export.serving_kit(str(folder / "models"), EXAMPLE_MODEL, str(folder))
 
 
 def _load(path):
@@ -88,7 +80,7 @@ def test_compose_paths_exist_under_the_export_root(kit):
                           "monitoring_config_file"}
     for container in paths.values():
         assert os.path.isfile(_kit_export_root.host_path(root, container)), container
-    config = _model_server_config.read_model_server_config(
+    config = export.read_model_server_config(
         _kit_export_root.host_path(root, paths["model_config_file"]))
     for model in config.model_config_list.config:
         assert _kit_export_root.versions(_kit_export_root.host_path(root, model.base_path))
@@ -130,13 +122,13 @@ def test_kit_follows_the_export_root_configs(tmp_path):
     """Labels, a second model and a Prometheus path in the export root reach the kit."""
     root = write_export_root(str(tmp_path / "export"), "fashion", versions=(1, 2))
     write_export_root(root, "other")
-    _model_server_config.model_server_config(
-        [_model_server_config.ServedModel("fashion", versions=[1, 2],
+    export.model_server_config(
+        [export.ServedModel("fashion", versions=[1, 2],
                                           labels={"stable": 1, "canary": 2}),
-         _model_server_config.ServedModel("other")], os.path.join(root, _layout.MODELS_CONFIG))
-    _server_flags_config.monitoring_config(os.path.join(root, _layout.MONITORING_CONFIG),
+         export.ServedModel("other")], os.path.join(root, _layout.MODELS_CONFIG))
+    export.monitoring_config(os.path.join(root, _layout.MONITORING_CONFIG),
                                            metrics_path="/metrics")
-    written = _kit.serving_kit(root, "fashion", str(tmp_path / "kit"))
+    written = export.serving_kit(root, "fashion", str(tmp_path / "kit"))
     config_map = _load(written["kubernetes/configmap.yaml"])
     assert 'key: "canary"' in config_map["data"][_layout.MODELS_CONFIG]
     pod = _load(written["kubernetes/deployment.yaml"])["spec"]["template"]
@@ -232,7 +224,7 @@ def test_bad_argument_is_refused_before_anything_is_written(kit, tmp_path, chang
                      output_dir=str(tmp_path / "out"))
     arguments.update(change)
     with pytest.raises(error) as raised:
-        _kit.serving_kit(**arguments)
+        export.serving_kit(**arguments)
     assert message in str(raised.value)
     assert not os.path.exists(tmp_path / "out")
 
@@ -247,8 +239,8 @@ def _write(name, text, root):
 
 
 def _add_model(name, root):
-    _model_server_config.model_server_config(
-        [_model_server_config.ServedModel(EXAMPLE_MODEL), _model_server_config.ServedModel(name)],
+    export.model_server_config(
+        [export.ServedModel(EXAMPLE_MODEL), export.ServedModel(name)],
         os.path.join(root, _layout.MODELS_CONFIG))
 
 
@@ -264,8 +256,8 @@ _BAD_EXPORT_ROOTS = {
         functools.partial(_write, _layout.MONITORING_CONFIG, "prometheus_config { enable: 3 }"),
         "Error parsing text-format tensorflow.serving.MonitoringConfig"),
     "model not listed": (
-        lambda root: _model_server_config.model_server_config(
-            [_model_server_config.ServedModel("fashion")],
+        lambda root: export.model_server_config(
+            [export.ServedModel("fashion")],
             os.path.join(root, _layout.MODELS_CONFIG)),
         "does not list a model named 'digits' (it lists ['fashion'])"),
     "listed model without versions": (functools.partial(_add_model, "fashion"),
@@ -282,14 +274,14 @@ def test_export_root_tf_serving_cannot_start_from_is_refused(tmp_path, case):
     spoil, message = _BAD_EXPORT_ROOTS[case]
     spoil(root)
     with pytest.raises(ValueError) as raised:
-        _kit.serving_kit(root, EXAMPLE_MODEL, str(tmp_path / "out"))
+        export.serving_kit(root, EXAMPLE_MODEL, str(tmp_path / "out"))
     assert message in str(raised.value)
     assert not os.path.exists(tmp_path / "out")
 
 
 def test_missing_export_root_is_refused(tmp_path):
     with pytest.raises(ValueError, match="is not a directory; export the model first"):
-        _kit.serving_kit(str(tmp_path / "nowhere"), EXAMPLE_MODEL, str(tmp_path / "out"))
+        export.serving_kit(str(tmp_path / "nowhere"), EXAMPLE_MODEL, str(tmp_path / "out"))
 
 
 def test_tf_serving_image_matches_the_tensorflow_release():
