@@ -10,14 +10,13 @@ left as the user tuned them.
 import contextlib
 import os
 
+from tfopt import export
 from tfopt.cli._app import UsageError
 from tfopt.export import _layout
-from tfopt.export import _model_server_config
-from tfopt.export import _server_flags_config
 from tfopt.export import _versions
 
-_OTHER_CONFIGS = ((_layout.BATCHING_CONFIG, _server_flags_config.batching_config),
-                  (_layout.MONITORING_CONFIG, _server_flags_config.monitoring_config))
+_OTHER_CONFIGS = ((_layout.BATCHING_CONFIG, export.batching_config),
+                  (_layout.MONITORING_CONFIG, export.monitoring_config))
 
 
 def validate_version_free(base_path, version, overwrite):
@@ -59,10 +58,10 @@ class ConfigUpdate:
     def _read(self):
         """This model's entry as a ServedModel, or None; UsageError if the file is unusable."""
         try:
-            config = _model_server_config.read_model_server_config(self._path)
+            config = export.read_model_server_config(self._path)
             for entry in config.model_config_list.config:
                 if entry.name == self._name:
-                    return _model_server_config.ServedModel.from_proto(entry)
+                    return export.ServedModel.from_proto(entry)
         except (ValueError, TypeError, OSError) as error:
             raise UsageError(f"--base_path: the export root's {self._path} cannot be updated: "
                              f"{error} Fix or remove the file.") from error
@@ -87,7 +86,7 @@ class ConfigUpdate:
                               | set(labels.values()) | {version})
         elif current is not None:
             latest = current.latest
-        return _model_server_config.ServedModel(self._name, self._base_path, versions=versions,
+        return export.ServedModel(self._name, self._base_path, versions=versions,
                                                 latest=latest, labels=labels)
 
     def write(self, version):
@@ -105,7 +104,7 @@ class ConfigUpdate:
                     created.append(path)
                     written.append(f"{name} (written)")
             # Last: it is the one file that replaces an existing one (atomically).
-            _model_server_config.update_model_server_config(model, self._path)
+            export.update_model_server_config(model, self._path)
         except BaseException:
             for path in created:
                 with contextlib.suppress(OSError):

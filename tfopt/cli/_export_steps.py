@@ -23,8 +23,6 @@ from tfopt import export
 from tfopt.cli import _app
 from tfopt.cli import _export_table
 from tfopt.export import _convert
-from tfopt.export import _saved_model
-from tfopt.export import _verify_saved_model
 
 
 @dataclasses.dataclass
@@ -87,7 +85,7 @@ def _tflite(plan, name, mode, temporary, final):
 
 def _saved_model_and_configs(plan):
     try:
-        version_dir = _saved_model.saved_model(
+        version_dir = export.saved_model(
             plan.model, plan.base_path, version=plan.version, warmup_inputs=plan.warmup,
             signatures="classify" if plan.classify else None, overwrite=plan.overwrite)
     except ValueError as error:
@@ -96,8 +94,7 @@ def _saved_model_and_configs(plan):
         figures = {}
         if plan.verify is not None:
             x, y = plan.verify
-            figures = _verify_saved_model.verify_saved_model(version_dir, x,
-                                                             reference=plan.model, labels=y)
+            figures = export.verify_saved_model(version_dir, x, reference=plan.model, labels=y)
         plan.configs.write(int(os.path.basename(version_dir)))
     return _export_table.row("saved_model", version_dir, figures)
 
