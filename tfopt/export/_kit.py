@@ -89,7 +89,9 @@ def serving_kit(export_root, model_name, output_dir, min_replicas=1, max_replica
 
     image = f"{_layout.IMAGE}:{tf_serving_version}"
     relative_root = os.path.relpath(root.path, output_dir).replace(os.sep, "/")
-    compose_root = relative_root if relative_root.startswith(".") else "./" + relative_root
+    # Compose reads a bind source without ./ or ../ as a named volume.
+    compose_root = (relative_root if relative_root.split("/")[0] in (os.curdir, os.pardir)
+                    else "./" + relative_root)
 
     def comment(what, *notes):
         return _kit_yaml.header(what, model_name, relative_root, notes)
