@@ -59,7 +59,8 @@ def test_versions_count_up_from_the_highest_integer_named_child(tmp_path):
 def test_an_existing_version_is_refused_naming_its_directory(tmp_path):
     base = tmp_path / "digits"
     first = saved_model(tiny(seed=0), base, version=3)
-    with pytest.raises(ValueError, match=re.escape(repr(first)) + ".*overwrite=True.*next one \\(4\\)"):
+    expected = re.escape(repr(first)) + ".*overwrite=True.*next one \\(4\\)"
+    with pytest.raises(ValueError, match=expected):
         saved_model(tiny(seed=1), base, version=3)
     assert _listing(base) == ["3"]
     assert served(first, X) == pytest.approx(tiny(seed=0).predict(X, verbose=0), abs=1e-5)

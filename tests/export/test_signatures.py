@@ -76,7 +76,8 @@ def test_saved_model_cli_lists_both_signatures(digits_version, trained_cnn):
                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")).stdout
     classify = shown[shown.index("signature_def['classify']"):]
     predict = shown[shown.index("signature_def['serving_default']"):]
-    assert "inputs['inputs'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" in classify
+    assert ("inputs['inputs'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)"
+            in classify)
     assert "outputs['classes']" in classify and "outputs['scores']" in classify
     assert "Method name is: tensorflow/serving/classify" in classify
     assert (f"inputs['{trained_cnn.input_names[0]}'] tensor_info:\n        dtype: DT_FLOAT\n"

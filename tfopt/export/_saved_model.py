@@ -261,7 +261,8 @@ def _check(model, staging, inputs, plan, tolerance, target):
     figures, scale = _verify_saved_model.compare(staging, inputs, model, plan=plan,
                                                   prepared=True)
     if tolerance is None:
-        tolerance = _verify_saved_model.default_tolerance(scale, _servable.quantization_aware(model))
+        tolerance = _verify_saved_model.default_tolerance(
+            scale, _servable.quantization_aware(model))
     logging.info("tfopt.export: %s loaded as TF Serving loads it: %s", target, figures)
     worst = max(figures["max_abs_diff"], figures.get("classify_max_abs_diff", 0.0))
     if not worst <= tolerance:
