@@ -52,6 +52,17 @@ def test_outputs_can_be_filtered(two_inputs):
     assert list(only) == ["pair"] and only["pair"].shape == (4, 2)
 
 
+def test_a_run_can_be_traced(two_inputs):
+    metadata = tf.compat.v1.RunMetadata()
+    two_inputs.run("serving_default", {"a": np.ones((4, 2)), "b": np.ones((4, 3))},
+                   options=tf.compat.v1.RunOptions(
+                       trace_level=tf.compat.v1.RunOptions.FULL_TRACE),
+                   run_metadata=metadata)
+    ops = {node.node_name for device in metadata.step_stats.dev_stats
+           for node in device.node_stats}
+    assert any("MatMul" in op for op in ops)
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda b: b.run("predict", {}), r"'predict' not found in signature def.*serving_default"),
     (lambda b: b.run("serving_default", {"a": np.ones((1, 2)), "c": np.ones((1, 3))}),

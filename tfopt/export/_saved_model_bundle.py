@@ -73,7 +73,7 @@ class SavedModelBundle:
         """``{output key: tf.TensorSpec}`` of signature `name`."""
         return {key: _spec(info) for key, info in self.signature(name).outputs.items()}
 
-    def run(self, name, inputs, output_filter=None):
+    def run(self, name, inputs, output_filter=None, options=None, run_metadata=None):
         """Runs signature `name` on `inputs` and returns its outputs.
 
         Args:
@@ -82,6 +82,10 @@ class SavedModelBundle:
             keys; a bare array for a signature with one input. Arrays are fed
             as they are (the session casts numbers to the input's dtype).
           output_filter: output keys to fetch. Defaults to all of them.
+          options: a ``tf.compat.v1.RunOptions`` (tracing, timeouts) for the
+            session run. Defaults to None.
+          run_metadata: a ``tf.compat.v1.RunMetadata`` that receives the
+            run's step stats when `options` asks for a trace. Defaults to None.
 
         Returns:
           ``{output key: numpy array}``.
@@ -110,7 +114,7 @@ class SavedModelBundle:
                              f"{name!r}: {sorted(signature.outputs)}.")
         feeds = {signature.inputs[key].name: np.asarray(value) for key, value in inputs.items()}
         fetches = {key: signature.outputs[key].name for key in keys}
-        return self._session.run(fetches, feeds)
+        return self._session.run(fetches, feeds, options=options, run_metadata=run_metadata)
 
     def close(self):
         """Releases the session; the bundle cannot run afterwards."""
