@@ -76,12 +76,16 @@ USAGE_ERRORS = [
      "saved_model, tflite_float32"),
     (["--formats=tflite_int8,tflite_int8"], "--formats names 'tflite_int8' twice"),
     (["--formats="], "names no format"),
-    (["--version=0"], "flag --version=0: 0 is not a positive integer"),
+    (["--version=0"], "flag --version=0: 0 is not an integer in the range [1, "),
     (["--version=two"], "flag --version=two:"),
     (["--warmup_examples=1000"], "flag --warmup_examples=1000: 1000 is not an integer in the "
      "range [0, 969]"),
     (["--warmup_examples=-1"], "flag --warmup_examples=-1"),
+    (["--version=9223372036854775808"], "is not an integer in the range [1, "
+     "9223372036854775807]"),
     (["--overwrite"], "--overwrite replaces an existing version: say which with --version=N"),
+    (["--tflite_dir={directory}"], "--tflite_dir applies to TFLite files, but "
+     "--formats=saved_model writes none"),
     (["--formats=tflite_float16", "--labels=stable"], "--labels applies to the SavedModel, but "
      "--formats=tflite_float16 does not write one"),
     (["--formats=tflite_float16", "--classify"], "--classify applies to the SavedModel"),
@@ -123,6 +127,8 @@ NAME_ERRORS = [
     (["--base_path={model}/digits", "--model_name=digits"], "cannot be created: '{model}' is a "
      "file"),
     (["--model_name=digits"], "missing --base_path: the tool reads a model from --model"),
+    (["--base_path={saved_model_dir}", "--model_name=keras_saved_model"], "holds "
+     "saved_model.pb: it is a version directory, not a base path"),
 ]
 
 

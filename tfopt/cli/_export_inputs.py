@@ -7,6 +7,7 @@ converts or saves anything.
 """
 
 import os
+import tempfile
 
 import tf_keras as keras
 
@@ -80,11 +81,19 @@ def validate_base_path(base_path, model_name):
         raise UsageError(f"{given} must end in the model's name, {model_name!r}: an export root "
                          f"holds one directory per model, named after it (TF Serving's layout). "
                          f"Use --base_path={suggestion!r}.")
+    if os.path.isfile(os.path.join(base_path, _SAVED_MODEL_FILE)):
+        raise UsageError(f"{given} holds {_SAVED_MODEL_FILE}: it is a version directory, not a "
+                         "base path. Give the directory that holds (or will hold) the "
+                         "numbered versions.")
     validate_writable_directory(base_path, given)
 
 
 def validate_writable_directory(path, given):
-    """Raises UsageError unless `path` is a directory, or can be created as one, and is writable."""
+    """Raises UsageError unless `path` is a directory, or can be created as one, and is writable.
+
+    Writing is tried for real in the nearest existing directory, because
+    permission bits do not stop root and a read-only file system shows none.
+    """
     target = os.path.abspath(path)
     if os.path.exists(target) and not os.path.isdir(target):
         raise UsageError(f"{given} is a file; give a directory.")
@@ -93,9 +102,12 @@ def validate_writable_directory(path, given):
         ancestor = os.path.dirname(ancestor)
     if not os.path.isdir(ancestor):
         raise UsageError(f"{given} cannot be created: {ancestor!r} is a file, not a directory.")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UsageError(f"{given} cannot be written: no permission to write in {ancestor!r}. "
-                         "Choose a directory you can write to.")
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as error:
+        raise UsageError(f"{given} cannot be written: creating a file in {ancestor!r} fails "
+                         f"({error.strerror}). Choose a directory you can write to.") from error
 
 
 def validate_labels(labels):

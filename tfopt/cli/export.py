@@ -60,6 +60,7 @@ from tfopt.cli import _export_steps
 from tfopt.cli import _export_table
 from tfopt.export import _layout
 from tfopt.export import _signatures
+from tfopt.export import _versions
 from tfopt.export import _warmup
 
 _MODEL_HELP = ("Input model: a .keras (or legacy .h5) file, or for tfopt-export also a tf_keras "
@@ -89,7 +90,7 @@ _MODEL_NAME = flags.DEFINE_string("model_name", None,
                                   "The model's name in TF Serving, e.g. 'digits' (required).")
 _VERSION = flags.DEFINE_integer("version", None, "Version to write, a positive integer. "
                                 "Default: the highest existing version + 1 (1 when none).",
-                                lower_bound=1)
+                                lower_bound=1, upper_bound=_versions.INT64_MAX)
 _FORMATS = flags.DEFINE_list("formats", [_export_inputs.SAVED_MODEL],
                              f"What to write, comma-separated: {', '.join(_export_inputs.FORMATS)}.")
 _REPRESENTATIVE_DATA = flags.DEFINE_string(
@@ -134,6 +135,9 @@ def _validate_flags(argv):
         if unused:
             raise _app.UsageError(f"{unused[0]} applies to the SavedModel, but --formats="
                                   f"{','.join(formats)} does not write one; add saved_model.")
+    if _TFLITE_DIR.value is not None and not any(map(_export_inputs.tflite_mode, formats)):
+        raise _app.UsageError(f"--tflite_dir applies to TFLite files, but --formats="
+                              f"{','.join(formats)} writes none; add a tflite_* format.")
     if _OVERWRITE.value and _VERSION.value is None:
         raise _app.UsageError("--overwrite replaces an existing version: say which with "
                               "--version=N (without --version the next free version is used).")
