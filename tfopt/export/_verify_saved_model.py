@@ -108,7 +108,7 @@ def compare(version_dir, inputs, reference=None, labels=None, plan=None, prepare
         rows = [(keyed, out) for (name, keyed), out in zip(batches, served)
                 if name == _signatures.DEFAULT]
         scale = 0.0
-        if reference is not None:
+        if reference is not None and rows:
             expected = _predict(reference, specs, [keyed for keyed, _ in rows])
             _validate_output_keys(expected[0], rows[0][1], path)
             scale = max(float(np.max(np.abs(e[k]))) for e in expected for k in e)
@@ -122,7 +122,7 @@ def compare(version_dir, inputs, reference=None, labels=None, plan=None, prepare
         if y is not None and _classes(served[0]):
             chunks = -(-count // _CHUNK)  # the first batches hold `inputs`, in order
             figures["accuracy"] = _accuracy(_joined(served[:chunks]), y)
-            if reference is not None:
+            if reference is not None and rows:
                 figures["reference_accuracy"] = _accuracy(_joined(expected[:chunks]), y)
     return figures, scale
 
