@@ -23,8 +23,8 @@ def markdown(r):
              f"`make_student(weights=\"teacher\")`, {f['student_epochs']} epochs of `Distiller` "
              f"(T {f['temperature']:g}, alpha {f['alpha']:g}). Each exported with "
              f"`export.saved_model` ({f['warmup_examples']} warmup examples), loaded by tag "
-             f"`serve` in a fresh graph and session ({threads}), called through "
-             "`serving_default`.", "",
+             f"`serve` in a fresh graph and session ({threads}; TF_ENABLE_ONEDNN_OPTS "
+             f"{r['tf_enable_onednn_opts']}), called through `serving_default`.", "",
              "| model | test acc (served) | parameters | MFLOPs | SavedModel KB | gzip KB "
              "| load ms | batch 1 ms | batch 32 ms |", "|---|---|---|---|---|---|---|---|---|"]
     for name, row in rows.items():
@@ -65,17 +65,27 @@ def markdown(r):
 
 
 def _layer_table(r):
-    """Time per layer of a traced batch-32 call: where a FLOPs cut does and does not pay."""
+    """Time per layer of a traced batch-32 call beside its FLOPs: where a cut pays."""
     rows, f = r["rows"], r["flags"]
+    base, shrunk = rows["float"], rows["shrunk"]
     layers = list(dict.fromkeys(key for row in rows.values() for key in row["batch32_layer_ms"]))
     lines = [f"Where a batch-32 call spends its time (median of {f['trace_runs']} traced runs, "
-             "ms; \"session\" is the call time no op accounts for):", "",
+             "ms; \"session\" is the call time no op accounts for), and how much each layer's "
+             "time and FLOPs fall from the float CNN to the shrunk one:", "",
              "| layer | " + " | ".join(label(name, f) for name in rows)
-             + " | float / shrunk |", "|---|" + "---|" * (len(rows) + 1)]
+             + " | float / shrunk time | float / shrunk FLOPs |",
+             "|---|" + "---|" * (len(rows) + 2)]
     for layer in layers:
         ms = [row["batch32_layer_ms"].get(layer, 0.0) for row in rows.values()]
-        ratio = (f"{ms[0] / ms[1]:.2f}x" if ms[1] > 0 else "-")
-        lines.append(f"| {layer} | " + " | ".join(f"{t:.3f}" for t in ms) + f" | {ratio} |")
+        flops = base["layer_flops"].get(layer), shrunk["layer_flops"].get(layer)
+        lines.append(f"| {layer} | " + " | ".join(f"{t:.3f}" for t in ms)
+                     + f" | {_ratio(ms[0], ms[1])} | {_ratio(*flops)} |")
+    lines += ["", f"The ops alone (all rows but \"session\"): float {base['batch32_op_ms']:.3f} "
+              f"ms, shrunk {shrunk['batch32_op_ms']:.3f} ms, a {shrunk['batch32_op_speedup']:.2f}x "
+              f"speedup, {shrunk['batch32_op_speedup_per_flops_reduction']:.2f} of the FLOPs "
+              "reduction."]
     return lines
 
 
+def _ratio(a, b):
+    return f"{a / b:.2f}x" if a and b else "-"

@@ -158,6 +158,16 @@ def keras_model(model):
 
 # Measurements -------------------------------------------------------------------------
 
+def layer_flops(model):
+    """{layer: FLOPs per example} of a chain of layers (the CNNs here), from `count_flops`
+    of the model cut after each layer."""
+    flops, before = {}, 0
+    for layer in model.layers:
+        upto = pruning.count_flops(keras.Model(model.inputs, layer.output))
+        flops[layer.name], before = upto - before, upto
+    return flops
+
+
 def measure_models(models, export_root, x_test, y_test):
     """Exports each model under `export_root` and measures it: {model: figures}."""
     rows, version_dirs = {}, {}
@@ -170,6 +180,7 @@ def measure_models(models, export_root, x_test, y_test):
             served = verify_saved_model(version_dirs[name], x_test, reference=model,
                                         labels=y_test)
         rows[name] = {"parameters": model.count_params(), "flops": pruning.count_flops(model),
+                      "layer_flops": layer_flops(model),
                       "accuracy": served["reference_accuracy"],
                       "served_accuracy": served["accuracy"],
                       "agreement": served["agreement"], "max_abs_diff": served["max_abs_diff"],
@@ -216,6 +227,14 @@ def add_ratios(rows):
                 np.divide(base[key], row[key])))
         row["batch32_speedup_per_flops_reduction"] = (
             row["batch32_speedup"] / row["flops_reduction"])
+        # The traced ops alone, without the per-call session time: the speedup a
+        # caller with no per-call overhead at all would see.
+        row["batch32_op_ms"] = sum(ms for layer, ms in row["batch32_layer_ms"].items()
+                                   if layer != "session")
+    for row in rows.values():
+        row["batch32_op_speedup"] = base["batch32_op_ms"] / row["batch32_op_ms"]
+        row["batch32_op_speedup_per_flops_reduction"] = (
+            row["batch32_op_speedup"] / row["flops_reduction"])
 
 
 def targets(rows):
@@ -261,6 +280,8 @@ def main(argv):
         "latency_rounds", "latency_runs", "trace_runs", "threads", "seed", "data_dir")}
     r = {"quick": FLAGS.quick, "flags": flag_values, "train_examples": len(x_train),
          "test_examples": len(x_test), "schedule": schedule, "rows": rows,
+         # TensorFlow's CPU kernels: oneDNN unless TF_ENABLE_ONEDNN_OPTS=0 (then Eigen).
+         "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (oneDNN on)"),
          "targets": targets(rows)}
     r["environment"] = _common.environment(flag_values, time.perf_counter() - start)
     stem = "export_quick" if FLAGS.quick else "export"
