@@ -90,7 +90,7 @@ class ConfigUpdate:
                                                 latest=latest, labels=labels)
 
     def write(self, version):
-        """Writes the configs; on failure removes what it created and leaves models.config as it was."""
+        """Writes the configs; a failure removes the files it created, models.config stays."""
         model = self.served_model(version)  # checked before any file is touched
         created = []
         try:

@@ -53,7 +53,7 @@ def validate_formats(names):
 
 
 def validate_model_name(name):
-    """Raises UsageError unless `name` is a name models.config accepts and the export root has free."""
+    """Raises UsageError unless models.config accepts `name` and the export root has it free."""
     _validate_serving_name(name, "--model_name")
     if name in _RESERVED_NAMES:
         raise UsageError(f"--model_name={name!r} is taken: the export root holds "
@@ -164,7 +164,7 @@ def validate_single_input_classifier(model, why):
 
 
 def representative_examples(model, name):
-    """Calibration inputs for the int8/int16x8 TFLite files: the training inputs of --representative_data."""
+    """Calibration inputs for integer TFLite files: x_train of --representative_data."""
     given = f"--representative_data={name!r}"
     if len(model.inputs) != 1:
         raise UsageError(f"{given}: calibration data is read for models with one input; --model "

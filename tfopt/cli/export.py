@@ -91,8 +91,9 @@ _MODEL_NAME = flags.DEFINE_string("model_name", None,
 _VERSION = flags.DEFINE_integer("version", None, "Version to write, a positive integer. "
                                 "Default: the highest existing version + 1 (1 when none).",
                                 lower_bound=1, upper_bound=_versions.INT64_MAX)
-_FORMATS = flags.DEFINE_list("formats", [_export_inputs.SAVED_MODEL],
-                             f"What to write, comma-separated: {', '.join(_export_inputs.FORMATS)}.")
+_FORMATS = flags.DEFINE_list(
+    "formats", [_export_inputs.SAVED_MODEL],
+    f"What to write, comma-separated: {', '.join(_export_inputs.FORMATS)}.")
 _REPRESENTATIVE_DATA = flags.DEFINE_string(
     "representative_data", None, "Calibration data for tflite_int8/tflite_int16x8: 'digits' "
     "or an .npz file with x_train, y_train (needed unless the model is quantization-aware).")
