@@ -1,8 +1,8 @@
 """SavedModel versions measured as TF Serving runs them: size, load time, signature latency.
 
-Every model is loaded with `SavedModelBundle` (TensorFlow's TF1 SavedModel
-loader, tag ``serve``, a fresh graph and session: what TF Serving does) and
-called through its ``serving_default`` SignatureDef. Timings alternate between
+Every model is loaded with `export.SavedModelBundle` (TensorFlow's TF1
+SavedModel loader, tag ``serve``, a fresh graph and session: what TF Serving
+does) and called through its ``serving_default`` SignatureDef. Timings alternate between
 the models in rotating order, so load from other processes hits all alike.
 """
 
@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfopt import measure
+from tfopt import export
 from tfopt.export import _layout
-from tfopt.export._saved_model_bundle import SavedModelBundle
 
 SIGNATURE = "serving_default"
 
@@ -44,7 +44,7 @@ def load(version_dir, threads):
     # compete with the intra-op threads for the CPUs.
     config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads,
                                       inter_op_parallelism_threads=1)
-    return SavedModelBundle(version_dir, session_config=config)
+    return export.SavedModelBundle(version_dir, session_config=config)
 
 
 def _rotated(names, turn):
@@ -107,17 +107,12 @@ def layer_times(bundle, layer_names, inputs, runs):
     Returns:
       ``{layer: ms}`` in the order of `layer_names`, then "other" and "session".
     """
-    signature = bundle.signature(SIGNATURE)
-    feeds = {info.name: inputs for info in signature.inputs.values()}
-    fetches = [info.name for info in signature.outputs.values()]
     options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
     per_run = []
     for _ in range(runs):
         metadata = tf.compat.v1.RunMetadata()
         start = time.perf_counter()
-        # SavedModelBundle.run takes no RunOptions; its session runs the same
-        # feeds and fetches that run() sends.
-        bundle._session.run(fetches, feeds, options=options, run_metadata=metadata)
+        bundle.run(SIGNATURE, inputs, options=options, run_metadata=metadata)
         total = 1000.0 * (time.perf_counter() - start)
         times = {}
         for device in metadata.step_stats.dev_stats:

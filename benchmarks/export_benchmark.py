@@ -1,13 +1,14 @@
 """SavedModel export on Fashion-MNIST: the server-side gain of shrinking, measured in TensorFlow.
 
 Trains the reference CNN as the float model, then derives tfopt's two smaller
-models from it: 50% channel pruning followed by `shrink`, and a
+models from it: channel pruning (50%) followed by `shrink`, and a
 `make_student(weights="teacher")` student trained by a `Distiller`. Each is
 exported with `export.saved_model` and measured the way TF Serving runs it:
 loaded by tag ``serve`` through TensorFlow's SavedModel loader in a fresh
 graph and session, and called through its ``serving_default`` signature.
 Reports size on disk, load time, signature latency at batch 1 and 32, test
-accuracy and FLOPs, each against the float model, and writes
+accuracy of the served outputs, FLOPs, and where a batch-32 call spends its
+time layer by layer, each against the float model; writes
 benchmarks/results/export.{json,md} (export_quick.* with --quick).
 
     python -m benchmarks.export_benchmark [--quick] [--threads N]
@@ -33,10 +34,9 @@ from benchmarks._common import compile_model
 from benchmarks._common import quiet
 from tfopt import datasets
 from tfopt import distillation
+from tfopt import export
 from tfopt import pruning
 from tfopt.export import _warmup
-from tfopt.export._saved_model import saved_model
-from tfopt.export._verify_saved_model import verify_saved_model
 
 FLAGS = flags.FLAGS
 flags.DEFINE_bool("quick", False, "A few thousand examples, one epoch, few timings: checks "
@@ -174,11 +174,12 @@ def measure_models(models, export_root, x_test, y_test):
     for name in MODELS:
         model = keras_model(models[name])
         with quiet():
-            version_dirs[name] = saved_model(models[name], os.path.join(export_root, name),
-                                             warmup_inputs=x_test[:FLAGS.warmup_examples])
+            version_dirs[name] = export.saved_model(
+                models[name], os.path.join(export_root, name),
+                warmup_inputs=x_test[:FLAGS.warmup_examples])
             # Accuracy from the served outputs, and how far they are from Keras'.
-            served = verify_saved_model(version_dirs[name], x_test, reference=model,
-                                        labels=y_test)
+            served = export.verify_saved_model(version_dirs[name], x_test, reference=model,
+                                               labels=y_test)
         rows[name] = {"parameters": model.count_params(), "flops": pruning.count_flops(model),
                       "layer_flops": layer_flops(model),
                       "accuracy": served["reference_accuracy"],
