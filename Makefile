@@ -1,4 +1,4 @@
-# Two entry points: `make demo` runs the pruning, quantization and distillation examples,
+# Two entry points: `make demo` runs the pruning, quantization, distillation and export examples,
 # `make test` the suite (without the tests marked slow: the real-architecture matrix, which
 # `make test-slow` runs; CI runs both).
 # Both create (or reuse) a virtual environment in .venv and install tfopt into it.
@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-slow benchmark benchmark-pruning benchmark-quantization benchmark-distillation benchmark-coverage bazel-test clean
+.PHONY: demo test test-slow benchmark benchmark-pruning benchmark-quantization benchmark-distillation benchmark-export benchmark-coverage bazel-test clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,7 @@ demo: $(VENV)/.installed
 	$(PY) examples/prune_digits.py
 	$(PY) examples/quantize_digits.py
 	$(PY) examples/distill_digits.py
+	$(PY) examples/export_digits.py
 
 test: $(VENV)/.installed
 	$(PY) -m pytest --durations=5 -m "not slow" tests
@@ -26,7 +27,7 @@ test-slow: $(VENV)/.installed
 	$(PY) -m pytest --durations=10 -m slow tests
 
 # Fashion-MNIST comes from Debian: sudo apt-get install dataset-fashion-mnist
-benchmark: benchmark-pruning benchmark-quantization benchmark-distillation
+benchmark: benchmark-pruning benchmark-quantization benchmark-distillation benchmark-export
 
 benchmark-pruning: $(VENV)/.installed
 	$(PY) -m benchmarks.pruning_benchmark
@@ -36,6 +37,9 @@ benchmark-quantization: $(VENV)/.installed
 
 benchmark-distillation: $(VENV)/.installed
 	$(PY) -m benchmarks.distillation_benchmark
+
+benchmark-export: $(VENV)/.installed
+	$(PY) -m benchmarks.export_benchmark
 
 # What works on the 14 real architectures, tfopt and tfmot side by side (about an hour).
 benchmark-coverage: $(VENV)/.installed
