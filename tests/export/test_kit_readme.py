@@ -95,22 +95,21 @@ def _python_command(command, folder):
     """Runs the one-line Python command `command` in this process, in `folder`.
 
     ``python -c CODE`` executes CODE; ``python SCRIPT ARGS`` runs SCRIPT as
-    __main__ with ARGS; ``python -m tfopt.export._kit_main --flag=value ...``
-    calls what the module calls, `export.serving_kit`, with the flags as
-    arguments (its absl flags cannot be defined twice in one process).
+    __main__ with ARGS; ``tfopt-kit --flag=value ...`` calls what the tool
+    calls, `export.serving_kit`, with the flags as arguments (the tool's absl
+    flags are parsed once per process; the slow test runs it as written).
     """
     argv = shlex.split(command)
-    assert argv[0] == "python", command
+    assert argv[0] in ("python", "tfopt-kit"), command
     with contextlib.ExitStack() as stack:
         stack.enter_context(_cwd(folder))
-        if argv[1] == "-c":
-            exec(compile(argv[2], "serving/README.md", "exec"), {})
-        elif argv[1] == "-m":
-            assert argv[2] == "tfopt.export._kit_main", command
-            flags = dict(arg[2:].split("=", 1) for arg in argv[3:])
+        if argv[0] == "tfopt-kit":
+            flags = dict(arg[2:].split("=", 1) for arg in argv[1:])
             export.serving_kit(flags.pop("export_root"), flags.pop("model_name"),
                                flags.pop("output_dir"))
             assert not flags, f"flags serving_kit does not take: {flags}"
+        elif argv[1] == "-c":
+            exec(compile(argv[2], "serving/README.md", "exec"), {})
         else:
             stack.enter_context(_argv(argv[1:]))
             runpy.run_path(argv[1], run_name="__main__")
@@ -169,7 +168,7 @@ def _assert_labels(folder, version):
 def test_regenerating_the_kit_writes_the_committed_files(kit_copy):
     for name in ("docker-compose.yml", "kserve/inferenceservice.yaml"):
         os.remove(os.path.join(kit_copy, name))
-    _python_command(_block_starting("python -m tfopt.export._kit_main"), kit_copy)
+    _python_command(_block_starting("tfopt-kit"), kit_copy)
     _assert_kit_is_committed_one(kit_copy)
 
 

@@ -22,3 +22,8 @@ def run_prune():
 def run_export():
     """The `tfopt-export` console script."""
     _start("export")
+
+
+def run_kit():
+    """The `tfopt-kit` console script."""
+    _start("kit")

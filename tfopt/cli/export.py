@@ -54,6 +54,7 @@ from absl import logging
 
 from tfopt import quiet
 from tfopt.cli import _app
+from tfopt.cli import _flags
 from tfopt.cli import _export_configs
 from tfopt.cli import _export_inputs
 from tfopt.cli import _export_steps
@@ -63,31 +64,17 @@ from tfopt.export import _signatures
 from tfopt.export import _versions
 from tfopt.export import _warmup
 
+_MODEL_NAME_HELP = ("The model's name in TF Serving and in models.config, e.g. 'digits' "
+                    "(required).")
 _MODEL_HELP = ("Input model: a .keras (or legacy .h5) file, or for tfopt-export also a tf_keras "
                "SavedModel directory (required).")
 
 
-def _define_model_flag():
-    """--model, shared with tfopt-prune when one process imports both tools (the tests).
-
-    absl keeps one flag registry per process and refuses a second definition
-    of a name; both tools read the flag by name, so sharing one is safe.
-    Whichever module is imported first defines it; allow_override lets
-    tfopt-prune's definition, if it comes later, take its place.
-    """
-    if "model" in flags.FLAGS:
-        flag = flags.FLAGS["model"]
-        flags.FLAGS.register_flag_by_module(__name__, flag)
-        return flags.FlagHolder(flags.FLAGS, flag)
-    return flags.DEFINE_string("model", None, _MODEL_HELP, allow_override=True)
-
-
-_MODEL = _define_model_flag()
+_MODEL = _flags.shared_string("model", _MODEL_HELP, __name__)
 _BASE_PATH = flags.DEFINE_string(
     "base_path", None, "The model's TF Serving base path, <export root>/<model_name>; versions "
     "are written inside it (required).")
-_MODEL_NAME = flags.DEFINE_string("model_name", None,
-                                  "The model's name in TF Serving, e.g. 'digits' (required).")
+_MODEL_NAME = _flags.shared_string("model_name", _MODEL_NAME_HELP, __name__)
 _VERSION = flags.DEFINE_integer("version", None, "Version to write, a positive integer. "
                                 "Default: the highest existing version + 1 (1 when none).",
                                 lower_bound=1, upper_bound=_versions.INT64_MAX)

@@ -27,10 +27,12 @@ from absl import flags
 from tfopt import _files
 from tfopt import pruning
 from tfopt.cli import _app
+from tfopt.cli import _flags
 from tfopt.cli import _inputs
 
-_MODEL = flags.DEFINE_string("model", None,
-                             "Input model, a .keras (or legacy .h5) file (required).")
+_MODEL = _flags.shared_string(
+    "model", "Input model: a .keras (or legacy .h5) file, or for tfopt-export also a tf_keras "
+    "SavedModel directory (required).", __name__)
 _OUTPUT = flags.DEFINE_string("output", None,
                               "Where to write the pruned model, a .keras file (required).")
 _DATA = flags.DEFINE_string(

@@ -9,7 +9,7 @@ ConfigMap holds) are written as literal blocks a person can read.
 
 # The command that writes the kit again, run in the kit's folder; the kit's
 # files quote it so a reader knows they are generated and from what.
-REGENERATE = ("python -m tfopt.export._kit_main --export_root={export_root} "
+REGENERATE = ("tfopt-kit --export_root={export_root} "
               "--model_name={model_name} --output_dir=.")
 
 
