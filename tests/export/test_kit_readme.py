@@ -37,6 +37,7 @@ from tfopt import export
 from tfopt.export import _layout
 from tests.export.test_kit import EXAMPLE_MODEL
 from tests.export.test_kit import SERVING_DIR
+from tests.export.test_kit import example_served_model
 
 README = os.path.join(SERVING_DIR, "README.md")
 MARKER = "<!-- runs in tests/export/test_kit_readme.py"
@@ -66,7 +67,7 @@ def _make_kit_copy(parent):
     for version in (1, 2):
         export.saved_model(model, str(root / EXAMPLE_MODEL), version=version,
                            signatures="classify")
-    export.model_server_config([export.ServedModel(EXAMPLE_MODEL)],
+    export.model_server_config([example_served_model(EXAMPLE_MODEL, 1)],
                                str(root / _layout.MODELS_CONFIG))
     export.batching_config(str(root / _layout.BATCHING_CONFIG))
     export.monitoring_config(str(root / _layout.MONITORING_CONFIG))
