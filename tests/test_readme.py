@@ -27,13 +27,14 @@ def run_python(code, cwd):
 
 @pytest.mark.slow
 def test_quick_start_quantization_and_distillation_run_as_written(tmp_path):
-    """The three snippets, run one after the other as the README presents them."""
+    """The four snippets, run one after the other as the README presents them."""
     code = "\n".join([python_blocks("Quick start")[0],
                       python_blocks("Quick start")[1],  # quantization and TFLite export
                       python_blocks("Quick start")[2],  # distillation
                       "small.compile(loss=loss, metrics=['accuracy'])",
                       "print(f'distilled student: {small.count_params():,} parameters, "
-                      "accuracy {small.evaluate(x_test, y_test, verbose=0)[1]:.3f}')"])
+                      "accuracy {small.evaluate(x_test, y_test, verbose=0)[1]:.3f}')",
+                      python_blocks("Quick start")[3]])  # SavedModel export and the kit
     result = run_python(code, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -65,3 +66,19 @@ def test_quick_start_quantization_and_distillation_run_as_written(tmp_path):
     assert student, result.stdout
     assert int(student.group(1).replace(",", "")) < 0.2 * before
     assert float(student.group(2)) > 0.85
+
+    # SavedModel export: version 1, verified through TF Serving's loader, with its configs
+    # and a kit that names them.
+    saved = re.search(r"SavedModel (\S+): accuracy ([\d.]+), max abs diff ([\d.e+-]+), "
+                      r"(\d+) warmup records replayed", result.stdout)
+    assert saved, result.stdout
+    assert saved.group(1) == str(tmp_path / "models" / "digits" / "1")
+    assert abs(float(saved.group(2)) - float(student.group(2))) < 0.01
+    assert float(saved.group(3)) < 1e-3 and int(saved.group(4)) == 32 + 1
+    from tfopt import export
+    [served] = export.read_model_server_config(
+        str(tmp_path / "models" / "models.config")).model_config_list.config
+    assert (served.name, served.base_path, dict(served.version_labels)) == (
+        "digits", "/models/digits", {"stable": 1})
+    with open(tmp_path / "kit" / "docker-compose.yml") as stream:
+        assert "--model_config_file=/models/models.config" in stream.read()
