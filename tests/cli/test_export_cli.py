@@ -124,7 +124,7 @@ NAME_ERRORS = [
     (["--base_path={root}/other", "--model_name=digits"], "--base_path='{root}/other' must "
      "end in the model's name, 'digits'"),
     (["--base_path={root}/other", "--model_name=digits"], "Use --base_path='{root}/digits'."),
-    (["--base_path={model}/digits", "--model_name=digits"], "cannot be created: '{model}' is a "
+    (["--base_path={model}/digits", "--model_name=digits"], "cannot be written: '{model}' is a "
      "file"),
     (["--model_name=digits"], "missing --base_path: the tool reads a model from --model"),
     (["--base_path={saved_model_dir}", "--model_name=keras_saved_model"], "holds "

@@ -7,7 +7,6 @@ converts or saves anything.
 """
 
 import os
-import tempfile
 
 import tf_keras as keras
 
@@ -97,17 +96,7 @@ def validate_writable_directory(path, given):
     target = os.path.abspath(path)
     if os.path.exists(target) and not os.path.isdir(target):
         raise UsageError(f"{given} is a file; give a directory.")
-    ancestor = target
-    while not os.path.exists(ancestor):
-        ancestor = os.path.dirname(ancestor)
-    if not os.path.isdir(ancestor):
-        raise UsageError(f"{given} cannot be created: {ancestor!r} is a file, not a directory.")
-    try:
-        with tempfile.TemporaryFile(dir=ancestor):
-            pass
-    except OSError as error:
-        raise UsageError(f"{given} cannot be written: creating a file in {ancestor!r} fails "
-                         f"({error.strerror}). Choose a directory you can write to.") from error
+    _inputs.validate_writable_ancestor(target, given)
 
 
 def validate_labels(labels):

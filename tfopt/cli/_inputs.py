@@ -40,7 +40,17 @@ def validate_output(path, flag="--output"):
     if os.path.isdir(target):
         raise UsageError(f"{given} is a directory; give a file name inside it, e.g. "
                          f"{os.path.join(path, 'pruned.keras')!r}.")
-    ancestor = os.path.dirname(target)
+    validate_writable_ancestor(os.path.dirname(target), given)
+
+
+def validate_writable_ancestor(directory, given):
+    """Raises UsageError unless files can be created in `directory` once it is made.
+
+    Writing is tried for real in `directory`'s nearest existing ancestor,
+    because permission bits do not stop root and a read-only file system shows
+    none.
+    """
+    ancestor = os.path.abspath(directory)
     while not os.path.exists(ancestor):
         ancestor = os.path.dirname(ancestor)
     if not os.path.isdir(ancestor):
