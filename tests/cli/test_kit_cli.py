@@ -7,8 +7,8 @@ import pytest
 from tests.cli.conftest import console_script
 from tests.cli.conftest import noise_in
 from tests.cli.conftest import run_process
-from tests.export.test_kit import EXAMPLE_MODEL
-from tests.export.test_kit import write_export_root
+from tests.export.conftest import EXAMPLE_MODEL
+from tests.export.conftest import write_export_root
 from tfopt.cli import kit
 from tfopt.export import _layout
 

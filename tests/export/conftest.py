@@ -1,6 +1,8 @@
-"""Fixtures for export tests: a small trained digits CNN and its files in every mode."""
+"""Fixtures for export tests: a small trained digits CNN and its files in every mode, and
+the export root the deployment kit is rendered from."""
 
 import contextlib
+import os
 import signal
 
 import numpy as np
@@ -9,6 +11,7 @@ import tf_keras as keras
 
 from tfopt import datasets
 from tfopt import export
+from tfopt.export import _layout
 
 
 def digits_cnn(seed=0):
@@ -94,3 +97,27 @@ def time_limit(seconds):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+# The deployment kit: serving/ holds the kit for the example model.
+SERVING_DIR = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "serving")
+EXAMPLE_MODEL = "digits"
+
+
+def example_served_model(model_name, version):
+    """models.config's entry after `tfopt-export --labels=stable` wrote `version`."""
+    return export.ServedModel(model_name, versions=[version], labels={"stable": version})
+
+
+def write_export_root(root, model_name=EXAMPLE_MODEL, versions=(1,)):
+    """An export root as tfopt-export leaves it: SavedModel versions and the three
+    configs, written by the same functions with the defaults the tool uses, and
+    the newest version labelled stable, as examples/export_digits.py exports it."""
+    model = keras.Sequential([keras.Input((4,), name="x"), keras.layers.Dense(2, name="y")])
+    for version in versions:
+        export.saved_model(model, os.path.join(root, model_name), version=version)
+    export.model_server_config([example_served_model(model_name, versions[-1])],
+                               os.path.join(root, _layout.MODELS_CONFIG))
+    export.batching_config(os.path.join(root, _layout.BATCHING_CONFIG))
+    export.monitoring_config(os.path.join(root, _layout.MONITORING_CONFIG))
+    return root

@@ -13,39 +13,19 @@ import threading
 
 import pytest
 import tensorflow as tf
-import tf_keras as keras
 import yaml
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_status_pb2
 
+from tests.export.conftest import EXAMPLE_MODEL
+from tests.export.conftest import SERVING_DIR
+from tests.export.conftest import write_export_root
 from tfopt import export
 from tfopt.export import _kit
 from tfopt.export import _kit_export_root
 from tfopt.export import _kit_kubernetes
 from tfopt.export import _kit_server
 from tfopt.export import _layout
-
-SERVING_DIR = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "serving")
-EXAMPLE_MODEL = "digits"
-
-
-def example_served_model(model_name, version):
-    """models.config's entry after `tfopt-export --labels=stable` wrote `version`."""
-    return export.ServedModel(model_name, versions=[version], labels={"stable": version})
-
-
-def write_export_root(root, model_name=EXAMPLE_MODEL, versions=(1,)):
-    """An export root as tfopt-export leaves it: SavedModel versions and the three
-    configs, written by the same functions with the defaults the tool uses, and
-    the newest version labelled stable, as examples/export_digits.py exports it."""
-    model = keras.Sequential([keras.Input((4,), name="x"), keras.layers.Dense(2, name="y")])
-    for version in versions:
-        export.saved_model(model, os.path.join(root, model_name), version=version)
-    export.model_server_config([example_served_model(model_name, versions[-1])],
-                               os.path.join(root, _layout.MODELS_CONFIG))
-    export.batching_config(os.path.join(root, _layout.BATCHING_CONFIG))
-    export.monitoring_config(os.path.join(root, _layout.MONITORING_CONFIG))
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -35,9 +35,9 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from tfopt import export
 from tfopt.export import _layout
-from tests.export.test_kit import EXAMPLE_MODEL
-from tests.export.test_kit import SERVING_DIR
-from tests.export.test_kit import example_served_model
+from tests.export.conftest import EXAMPLE_MODEL
+from tests.export.conftest import SERVING_DIR
+from tests.export.conftest import example_served_model
 
 README = os.path.join(SERVING_DIR, "README.md")
 MARKER = "<!-- runs in tests/export/test_kit_readme.py"
