@@ -1,6 +1,7 @@
 """Tests of tfopt.quiet: TensorFlow's log noise hidden in tools and examples, and shown on request."""
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -72,3 +73,26 @@ def test_example_starts_quietly():
                           "--help"])
     assert "--fine_tune_epochs" in result.stdout  # the example ran as far as its flags
     assert noise_in(result.stderr) == [], result.stderr
+
+
+_TFLITE_RUN = """
+from tfopt import quiet
+quiet.silence_tensorflow()
+import numpy as np
+import tf_keras as keras
+from tfopt import export
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+x = np.random.default_rng(0).random((40, 4), dtype=np.float32)
+export.tflite(model, "model.tflite", mode="int8", representative_data=x)
+export.verify_tflite("model.tflite", x, reference=model, latency_runs=0)
+"""
+
+
+def test_tflite_export_and_verification_print_nothing(tmp_path):
+    """Not the converter's lines, nor LiteRT's "Created TensorFlow Lite XNNPACK delegate"."""
+    result = subprocess.run([sys.executable, "-c", _TFLITE_RUN], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300,
+                            env={key: value for key, value in os.environ.items()
+                                 if key not in ("TF_CPP_MIN_LOG_LEVEL", "TFOPT_VERBOSE")})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (result.stdout, result.stderr) == ("", "")

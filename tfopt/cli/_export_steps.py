@@ -22,7 +22,6 @@ from tfopt import _files
 from tfopt import export
 from tfopt.cli import _app
 from tfopt.cli import _export_table
-from tfopt.export import _convert
 
 
 @dataclasses.dataclass
@@ -68,18 +67,14 @@ def write(plan):
 
 
 def _tflite(plan, name, mode, temporary, final):
-    # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" from C++ when a file
-    # is first loaded; the table reports the file (TFOPT_VERBOSE=1 shows the line).
-    with _convert._native_output_silenced():
-        try:
-            export.tflite(plan.model, temporary, mode=mode,
-                          representative_data=plan.calibration)
-        except ValueError as error:
-            raise _app.Failure(f"{name}: {error} Nothing was written.") from error
-        figures = {}
-        if plan.verify is not None:
-            figures = export.verify_tflite(temporary, *plan.verify, reference=plan.model,
-                                           latency_runs=0)
+    try:
+        export.tflite(plan.model, temporary, mode=mode, representative_data=plan.calibration)
+    except ValueError as error:
+        raise _app.Failure(f"{name}: {error} Nothing was written.") from error
+    figures = {}
+    if plan.verify is not None:
+        figures = export.verify_tflite(temporary, *plan.verify, reference=plan.model,
+                                       latency_runs=0)
     return _export_table.row(name, temporary, figures, shown_path=final)
 
 

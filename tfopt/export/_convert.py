@@ -60,7 +60,7 @@ def convert(model, mode, calibration, sparsity, quantization_aware):
         if not (quantization_aware and calibration is None):
             converter.target_spec.supported_ops = [ops]
     try:
-        with _quiet(), _native_output_silenced():
+        with _quiet(), native_output_silenced():
             return converter.convert()
     except convert_phase.ConverterError as error:
         raise ValueError(_explained(error, model, mode)) from error
@@ -80,10 +80,12 @@ def _quiet():
 
 
 @contextlib.contextmanager
-def _native_output_silenced():
-    """Sends what the converter's C++ code prints away from stdout and stderr.
+def native_output_silenced():
+    """Sends what the converter's (or LiteRT's) C++ code prints away from stdout and stderr.
 
-    The converter prints ``fully_quantize: 0, inference_type: 6, ...`` to
+    LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." to
+    stderr when a process first builds an interpreter with its default
+    delegate. The converter prints ``fully_quantize: 0, inference_type: 6, ...`` to
     stdout and MLIR notes to stderr from C++, through the file descriptors, so
     redirecting `sys.stdout` would not catch them: descriptors 1 and 2 point
     elsewhere for the block. Its errors are not lost: ConverterError carries

@@ -197,8 +197,9 @@ def _integer_inputs(model):
 def _validate_file(content, mode, sparsity, integer_inputs):
     """Raises ValueError unless the file loads in LiteRT and keeps the mode's promise."""
     try:
-        interpreter = Interpreter(model_content=content)
-        interpreter.allocate_tensors()
+        with _convert.native_output_silenced():
+            interpreter = Interpreter(model_content=content)
+            interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as error:
         hint = (" LiteRT's default XNNPACK delegate cannot run sparse int8 weights: use "
                 "sparsity=True with mode='float32' or 'float16', or sparsity=False."

@@ -9,6 +9,7 @@ from ai_edge_litert.interpreter import Interpreter
 from tfopt import _data
 from tfopt import _models
 from tfopt import measure
+from tfopt.export import _convert
 
 
 def verify_tflite(path, x, y=None, reference=None, num_threads=1, latency_runs=100):
@@ -125,8 +126,9 @@ def _validate_count(value, name, least, allowed):
 
 def _load(path, num_threads):
     try:
-        interpreter = Interpreter(model_path=os.fspath(path), num_threads=int(num_threads))
-        interpreter.allocate_tensors()
+        with _convert.native_output_silenced():  # LiteRT's once-per-process XNNPACK INFO line
+            interpreter = Interpreter(model_path=os.fspath(path), num_threads=int(num_threads))
+            interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as error:
         raise ValueError(f"verify_tflite: LiteRT cannot load {os.fspath(path)!r}: "
                          f"{str(error).strip()}. The file may be truncated or corrupt; export "
