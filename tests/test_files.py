@@ -30,6 +30,37 @@ def test_a_directory_works_the_same_way(tmp_path):
     assert os.listdir(tmp_path) == ["1"]
 
 
+def _write_version(temporary, content):
+    os.makedirs(os.path.join(temporary, "variables"))
+    with open(os.path.join(temporary, "saved_model.pb"), "w") as stream:
+        stream.write(content)
+
+
+def test_a_full_directory_is_swapped_in_one_step(tmp_path, monkeypatch):
+    """A version written again never leaves its path empty: no move-aside rename happens."""
+    with _files.atomic_path(str(tmp_path / "1")) as temporary:
+        _write_version(temporary, "old")
+
+    def no_move_aside(source, destination):
+        raise AssertionError(f"{source!r} moved aside: the version would be missing for a moment")
+
+    monkeypatch.setattr(os, "rename", no_move_aside)
+    with _files.atomic_path(str(tmp_path / "1")) as temporary:
+        _write_version(temporary, "new")
+    assert (tmp_path / "1" / "saved_model.pb").read_text() == "new"
+    assert os.listdir(tmp_path) == ["1"]
+
+
+def test_without_a_swap_the_old_directory_moves_aside_and_goes(tmp_path, monkeypatch):
+    with _files.atomic_path(str(tmp_path / "1")) as temporary:
+        _write_version(temporary, "old")
+    monkeypatch.setattr(_files, "_exchange", lambda first, second: False)
+    with _files.atomic_path(str(tmp_path / "1")) as temporary:
+        _write_version(temporary, "new")
+    assert (tmp_path / "1" / "saved_model.pb").read_text() == "new"
+    assert os.listdir(tmp_path) == ["1"]
+
+
 def test_a_failure_leaves_the_old_file_and_no_temporary(tmp_path):
     target = tmp_path / "model.tflite"
     target.write_bytes(b"old")

@@ -13,6 +13,8 @@ processes that no longer run.
 
 import atexit
 import contextlib
+import ctypes
+import errno
 import os
 import re
 import shutil
@@ -32,9 +34,10 @@ def atomic_path(path):
     The temporary path sits in a private staging directory inside `path`'s own
     directory (so the rename stays on one file system and is atomic) and ends in
     the same file name, so writers that check extensions (``model.save``) accept
-    it. Write a file or a directory there. On success it replaces `path` (a file,
-    or an empty directory); on any error the staging directory is removed and
-    `path` is untouched. Missing parent directories are created. Enter the block
+    it. Write a file or a directory there. On success it replaces `path` (a file
+    or a directory; a non-empty directory is swapped with the new one in one
+    step where the system can, see `_move_into_place`); on any error the
+    staging directory is removed and `path` is untouched. Missing parent directories are created. Enter the block
     when there is something to write: the staging directory is created on entry.
 
     Args:
@@ -61,10 +64,45 @@ def atomic_path(path):
         if not os.path.lexists(temporary):
             raise FileNotFoundError(f"Nothing was written to the temporary path {temporary!r}, "
                                     f"so there is nothing to move to {path!r}.")
-        os.replace(temporary, target)
+        _move_into_place(temporary, target, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         _open_staging.discard(staging)
+
+
+def _move_into_place(temporary, target, staging):
+    """Renames `temporary` to `target`, replacing what is there.
+
+    `os.replace` cannot replace a non-empty directory (a SavedModel version
+    written again with overwrite=True). Linux swaps the two in one step
+    (renameat2 with RENAME_EXCHANGE), so `target` always holds a complete
+    old or new version and the old one ends up in the staging directory,
+    removed with it. Where the system cannot swap, the old directory moves
+    into the staging directory first: for the moment between the two renames
+    nothing is at `target`.
+    """
+    if (os.path.isdir(target) and not os.path.islink(target) and os.listdir(target)
+            and os.path.isdir(temporary)):
+        if _exchange(temporary, target):
+            return
+        os.rename(target, os.path.join(staging, "replaced"))
+    os.replace(temporary, target)
+
+
+def _exchange(first, second):
+    """Swaps two paths atomically (Linux renameat2); False where the system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):  # not Linux, or a C library without renameat2
+        return False
+    at_current_directory, rename_exchange = -100, 2  # AT_FDCWD, RENAME_EXCHANGE
+    if renameat2(at_current_directory, os.fsencode(first), at_current_directory,
+                 os.fsencode(second), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):  # kernel or file system says no
+        return False
+    raise OSError(code, os.strerror(code), second)
 
 
 @contextlib.contextmanager

@@ -147,11 +147,13 @@ def saved_model(model, base_path, version=None, signatures=None, warmup_inputs=N
         if verify:
             _check(model, staging, None if warmup_inputs is not None else examples, plan,
                    tolerance, target)
-        # os.replace cannot replace a non-empty directory: the old version moves into
-        # the staging directory (removed with it) just before the new one moves in.
+        # The directory named like `target` is swapped for the new one by atomic_path;
+        # other names of the same version ("007" for 7) move into the staging
+        # directory, removed with it, just before the new version moves in.
         for name in existing:
-            os.rename(os.path.join(base, name),
-                      os.path.join(os.path.dirname(staging), f"replaced-{name}"))
+            if name != str(version):
+                os.rename(os.path.join(base, name),
+                          os.path.join(os.path.dirname(staging), f"replaced-{name}"))
     logging.info("tfopt.export: wrote %s (signatures %s).", target, list(names))
     return target
 
