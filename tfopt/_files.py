@@ -28,7 +28,7 @@ _open_staging = set()
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, replace=True):
     """Yields a temporary path that is renamed to `path` only if the block succeeds.
 
     The temporary path sits in a private staging directory inside `path`'s own
@@ -42,6 +42,9 @@ def atomic_path(path):
 
     Args:
       path: where the file or directory should end up.
+      replace: whether to replace what is at `path`. With False, something
+        appearing there meanwhile (another process's export) makes the
+        block raise FileExistsError and stays as it is. Defaults to True.
 
     Yields:
       The temporary path to write to. Nothing exists there yet.
@@ -64,7 +67,10 @@ def atomic_path(path):
         if not os.path.lexists(temporary):
             raise FileNotFoundError(f"Nothing was written to the temporary path {temporary!r}, "
                                     f"so there is nothing to move to {path!r}.")
-        _move_into_place(temporary, target, staging)
+        if replace:
+            _move_into_place(temporary, target, staging)
+        else:
+            _move_unless_taken(temporary, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         _open_staging.discard(staging)
@@ -89,20 +95,36 @@ def _move_into_place(temporary, target, staging):
     os.replace(temporary, target)
 
 
+def _move_unless_taken(temporary, target):
+    """Renames `temporary` to `target`; FileExistsError if `target` exists, checked atomically."""
+    if _renameat2(temporary, target, flags=1):  # RENAME_NOREPLACE
+        return
+    if os.path.lexists(target):  # no atomic check here: a small window stays
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), target)
+    os.rename(temporary, target)
+
+
 def _exchange(first, second):
     """Swaps two paths atomically (Linux renameat2); False where the system cannot."""
+    return _renameat2(first, second, flags=2)  # RENAME_EXCHANGE
+
+
+def _renameat2(source, destination, flags):
+    """Linux renameat2: True if done, False where the system cannot; other errors raise."""
     try:
         renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
     except (AttributeError, OSError):  # not Linux, or a C library without renameat2
         return False
-    at_current_directory, rename_exchange = -100, 2  # AT_FDCWD, RENAME_EXCHANGE
-    if renameat2(at_current_directory, os.fsencode(first), at_current_directory,
-                 os.fsencode(second), rename_exchange) == 0:
+    at_current_directory = -100  # AT_FDCWD: relative paths from the working directory
+    if renameat2(at_current_directory, os.fsencode(source), at_current_directory,
+                 os.fsencode(destination), flags) == 0:
         return True
     code = ctypes.get_errno()
     if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):  # kernel or file system says no
         return False
-    raise OSError(code, os.strerror(code), second)
+    if code == errno.EEXIST:
+        raise FileExistsError(code, os.strerror(code), destination)
+    raise OSError(code, os.strerror(code), destination)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from absl import logging as absl_logging
 
 from tfopt import distillation
 from tfopt import pruning
+from tfopt.export import _saved_model
 from tfopt.export import _versions
 from tfopt.export._saved_model import saved_model
 from tfopt.export._saved_model_bundle import SavedModelBundle
@@ -84,6 +85,34 @@ def test_overwrite_replaces_a_version_in_place(tmp_path):
     assert _listing(base) == ["1"]
     assert not os.path.exists(base / "1" / "assets.extra")  # nothing of the old version left
     assert served(base / "1", X) == pytest.approx(tiny(seed=1).predict(X, verbose=0), abs=1e-5)
+
+
+def _another_export_takes(version, base, monkeypatch):
+    """Makes a stand-in for another process write `version` while this export is checked."""
+    check = _saved_model._check
+
+    def check_while_another_export_lands(*args, **kwargs):
+        if not os.path.exists(os.path.join(base, str(version))):
+            os.makedirs(os.path.join(base, str(version), "variables"))
+            with open(os.path.join(base, str(version), "saved_model.pb"), "w") as stream:
+                stream.write("theirs")
+        return check(*args, **kwargs)
+
+    monkeypatch.setattr(_saved_model, "_check", check_while_another_export_lands)
+
+
+def test_a_version_another_export_takes_meanwhile_is_left_alone(tmp_path, monkeypatch):
+    base = str(tmp_path / "digits")
+    _another_export_takes(1, base, monkeypatch)
+    assert saved_model(tiny(), base) == os.path.join(base, "2")  # the next free one
+    with open(os.path.join(base, "1", "saved_model.pb")) as stream:
+        assert stream.read() == "theirs"
+    _another_export_takes(3, base, monkeypatch)
+    with pytest.raises(ValueError, match="Version 3 appeared at .* while this export"):
+        saved_model(tiny(), base, version=3)
+    with open(os.path.join(base, "3", "saved_model.pb")) as stream:
+        assert stream.read() == "theirs"
+    assert _listing(base) == ["1", "2", "3"]
 
 
 def test_a_stale_staging_directory_is_removed_and_never_taken_for_a_version(tmp_path):

@@ -21,6 +21,10 @@ from tfopt.export import _warmup
 _SYNTHETIC_EXAMPLES = 8
 
 
+# Exports of version=None into one base path at once: each retry takes the next free number.
+_ATTEMPTS = 5
+
+
 def saved_model(model, base_path, version=None, signatures=None, warmup_inputs=None,
                 overwrite=False, verify=True, class_names=None, feature_spec=None,
                 tolerance=None):
@@ -128,34 +132,51 @@ def saved_model(model, base_path, version=None, signatures=None, warmup_inputs=N
         _warmup.validate_count(len(tf.nest.flatten(examples)[0]))
     elif verify:
         examples = _synthetic_examples(specs)
-    if version is None:
-        version = _versions.next_version(base)
-    target = os.path.join(base, str(version))
-    existing = _versions.versions(base).get(version, [])
-    if existing and not overwrite:
-        raise ValueError(
-            f"Version {version} exists already: {os.path.join(base, existing[0])!r}. Pass "
-            f"overwrite=True to replace it, or version=None for the next one "
-            f"({_versions.next_version(base)}).")
-
     model = _servable.for_serving(model)
-    with _files.atomic_path(target) as staging:
+    chosen = version
+    for _ in range(_ATTEMPTS):
+        version = _versions.next_version(base) if chosen is None else chosen
+        target = os.path.join(base, str(version))
+        existing = _versions.versions(base).get(version, [])
+        if existing and not overwrite:
+            raise ValueError(
+                f"Version {version} exists already: {os.path.join(base, existing[0])!r}. Pass "
+                f"overwrite=True to replace it, or version=None for the next one "
+                f"({_versions.next_version(base)}).")
+        try:
+            _write_version(model, base, target, existing, specs, plan, examples,
+                           warmup_inputs is not None, verify, tolerance, overwrite)
+            break
+        except FileExistsError:
+            if chosen is not None:
+                raise ValueError(f"Version {version} appeared at {target!r} while this export "
+                                 "was written (another export?); it was left as it is. Pass "
+                                 "overwrite=True to replace it.") from None
+            # Another export took the next version meanwhile: take the one after it.
+    else:
+        raise RuntimeError(f"Other exports kept taking the next version in {base!r}; "
+                           f"{_ATTEMPTS} attempts failed. Pass an explicit version.")
+    logging.info("tfopt.export: wrote %s (signatures %s).", target, list(names))
+    return target
+
+
+def _write_version(model, base, target, existing, specs, plan, examples, has_warmup, verify,
+                   tolerance, overwrite):
+    """Writes, checks and renames one version; FileExistsError if `target` was taken meanwhile."""
+    with _files.atomic_path(target, replace=overwrite) as staging:
         _write(model, staging, specs, plan)
-        if warmup_inputs is not None:
+        if has_warmup:
             _warmup.write(_warmup.path_in(staging), _signatures.feeds(specs, examples),
                           os.path.basename(base))
         if verify:
-            _check(model, staging, None if warmup_inputs is not None else examples, plan,
-                   tolerance, target)
+            _check(model, staging, None if has_warmup else examples, plan, tolerance, target)
         # The directory named like `target` is swapped for the new one by atomic_path;
         # other names of the same version ("007" for 7) move into the staging
         # directory, removed with it, just before the new version moves in.
         for name in existing:
-            if name != str(version):
+            if name != os.path.basename(target):
                 os.rename(os.path.join(base, name),
                           os.path.join(os.path.dirname(staging), f"replaced-{name}"))
-    logging.info("tfopt.export: wrote %s (signatures %s).", target, list(names))
-    return target
 
 
 def _validate_base_path(base_path):
