@@ -1,0 +1,214 @@
+"""Request logs: the TFRecord files of `PredictionLog` that TF Serving's request logging writes.
+
+TF Serving logs a sampled share of requests (``logging_config`` in
+models.config) as TFRecord files of ``tensorflow.serving.PredictionLog``, the
+format its warmup files use too (`tfopt.export._warmup`). Each record holds one
+request, usually its response, and ``log_metadata`` (the model spec, the
+sampling config, a timestamp in seconds). This module reads the predict logs of
+one model into numpy rows per input and output tensor, so drift can be measured
+on them. The logs carry no request latency, so none can be reported from them.
+
+Classify, regress and multi-inference logs carry `tf.Example`s rather than
+tensors; they are counted and skipped.
+"""
+
+import dataclasses
+import glob
+import os
+
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_log_pb2
+
+
+@dataclasses.dataclass
+class RequestLog:
+    """The predict requests of one model read from request logs.
+
+    Attributes:
+      model_name: the model the requests were sent to.
+      inputs: ``{input tensor name: array}``, the request rows of every predict
+        record, batch dimension first.
+      outputs: ``{output alias: array}``, the response rows of the records that
+        logged a response (TF Serving may log a request without it).
+      files: the files read, sorted.
+      records: the predict records read.
+      responses: how many of them logged a response.
+      skipped: ``{log kind: count}`` of the records that are not predict logs.
+      versions: the model versions the log metadata names (empty if none do).
+      signatures: the signature names the requests used.
+      timestamps: seconds since the epoch of the records whose metadata has one.
+    """
+    model_name: str
+    inputs: dict
+    outputs: dict
+    files: list
+    records: int
+    responses: int
+    skipped: dict
+    versions: list
+    signatures: list
+    timestamps: list
+
+
+def read(pattern, model_name=None):
+    """Reads the predict records of request logs matching the glob `pattern`.
+
+    Args:
+      pattern: a file name or glob, e.g. ``"logs/prediction_log*"``.
+      model_name: the model whose records to keep. Defaults to None: the logs
+        must hold records of one model only.
+
+    Returns:
+      A `RequestLog`.
+
+    Raises:
+      FileNotFoundError: no file matches `pattern`.
+      ValueError: a file is not a TFRecord file of PredictionLog (the file and
+        record are named), the logs mix models and `model_name` is None, no
+        predict record of the model is found, or an input's shape changes
+        between records.
+    """
+    files = _validate_files(pattern)
+    by_model = {}
+    skipped = {}
+    for path in files:
+        for index, log in _records(path):
+            kind = log.WhichOneof("log_type")
+            if kind != "predict_log":
+                skipped[kind or "empty"] = skipped.get(kind or "empty", 0) + 1
+                continue
+            name = log.predict_log.request.model_spec.name or log.log_metadata.model_spec.name
+            by_model.setdefault(name, []).append((path, index, log))
+    model_name = _validate_model(by_model, model_name, pattern, skipped)
+    return _collect(model_name, by_model[model_name], files, skipped)
+
+
+def write(path, model_name, batches, signature_name="serving_default", version=None):
+    """Writes a request log file: one predict record per ``(inputs, outputs)`` batch.
+
+    The records are what TF Serving logs for a predict request: the request,
+    the response (when `outputs` is not None) and the log metadata.
+
+    Args:
+      path: the TFRecord file to write.
+      model_name: the model name in each request's model spec.
+      batches: ``(inputs, outputs)`` pairs, each a dict ``{name: array}``;
+        `outputs` may be None for a request logged without its response.
+      signature_name: the signature in each model spec. Defaults to
+        "serving_default".
+      version: the model version in each model spec. Defaults to None (unset).
+
+    Returns:
+      The number of records written.
+    """
+    count = 0
+    with tf.io.TFRecordWriter(path) as writer:
+        for inputs, outputs in batches:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = model_name
+            request.model_spec.signature_name = signature_name
+            if version is not None:
+                request.model_spec.version.value = version
+            for key, x in inputs.items():
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(x))
+            log = prediction_log_pb2.PredictionLog()
+            log.log_metadata.model_spec.CopyFrom(request.model_spec)
+            log.predict_log.request.CopyFrom(request)
+            for key, y in (outputs or {}).items():
+                log.predict_log.response.outputs[key].CopyFrom(tf.make_tensor_proto(y))
+            writer.write(log.SerializeToString())
+            count += 1
+    return count
+
+
+def _validate_files(pattern):
+    if not isinstance(pattern, str) or not pattern:
+        raise TypeError(f"The request log pattern must be a non-empty string (a file name or "
+                        f"glob), got {pattern!r}.")
+    files = sorted(path for path in glob.glob(pattern) if os.path.isfile(path))
+    if not files:
+        raise FileNotFoundError(f"No request log file matches {pattern!r}. Give the files TF "
+                                "Serving's request logging (or tfopt-serve) wrote, e.g. "
+                                "'logs/prediction_log*'.")
+    return files
+
+
+def _records(path):
+    """Yields ``(index, PredictionLog)`` of each record in `path`."""
+    iterator = iter(tf.data.TFRecordDataset(path).as_numpy_iterator())
+    index = 0
+    while True:
+        try:
+            raw = next(iterator)
+        except StopIteration:
+            return
+        except tf.errors.DataLossError as error:
+            raise ValueError(f"{path!r} is not a TFRecord file of PredictionLog: record {index} "
+                             f"is damaged or the file has another format ({error.message}). "
+                             "Give request logs only.") from error
+        log = prediction_log_pb2.PredictionLog()
+        try:
+            log.ParseFromString(raw)
+        except Exception as error:  # protobuf's DecodeError has no stable import path
+            raise ValueError(f"Record {index} of {path!r} is not a PredictionLog ({error}). "
+                             "Give request logs only.") from error
+        yield index, log
+        index += 1
+
+
+def _validate_model(by_model, model_name, pattern, skipped):
+    if model_name is None:
+        if len(by_model) > 1:
+            raise ValueError(f"The logs matching {pattern!r} mix the models "
+                             f"{sorted(by_model)}; choose one with model_name.")
+        if by_model:
+            return next(iter(by_model))
+    elif model_name in by_model:
+        return model_name
+    found = f"predict records of {sorted(by_model)}" if by_model else "no predict record"
+    other = f" and {skipped} other records" if skipped else ""
+    wanted = f" of model {model_name!r}" if model_name is not None else ""
+    raise ValueError(f"The logs matching {pattern!r} hold no predict record{wanted}: they hold "
+                     f"{found}{other}.")
+
+
+def _collect(model_name, entries, files, skipped):
+    inputs, outputs = {}, {}
+    versions, signatures, timestamps = set(), set(), []
+    with_response = 0
+    for path, index, log in entries:
+        request, response = log.predict_log.request, log.predict_log.response
+        where = f"record {index} of {path!r}"
+        _append(inputs, request.inputs, where)
+        if response.outputs:
+            with_response += 1
+            _append(outputs, response.outputs, where)
+        spec = request.model_spec if request.model_spec.name else log.log_metadata.model_spec
+        if spec.HasField("version"):
+            versions.add(spec.version.value)
+        signatures.add(spec.signature_name or "serving_default")
+        if log.log_metadata.timestamp_secs:
+            timestamps.append(log.log_metadata.timestamp_secs)
+    return RequestLog(
+        model_name=model_name,
+        inputs={key: np.concatenate(rows) for key, rows in inputs.items()},
+        outputs={key: np.concatenate(rows) for key, rows in outputs.items()},
+        responses=with_response,
+        files=files, records=len(entries), skipped=skipped, versions=sorted(versions),
+        signatures=sorted(signatures), timestamps=timestamps)
+
+
+def _append(rows, tensors, where):
+    """Adds each tensor of a request or response to ``rows[name]``, checking its shape."""
+    for key, proto in tensors.items():
+        array = tf.make_ndarray(proto)
+        if array.ndim == 0:  # a rank-0 request (REST columnar scalar): one row
+            array = array.reshape(1)
+        previous = rows.setdefault(key, [])
+        if previous and previous[0].shape[1:] != array.shape[1:]:
+            raise ValueError(f"Tensor {key!r} has shape {array.shape[1:]} per row in {where}, "
+                             f"but {previous[0].shape[1:]} in earlier records; the logs mix "
+                             "signatures or models. Read them separately.")
+        previous.append(array)
