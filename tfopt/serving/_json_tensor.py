@@ -1,0 +1,261 @@
+"""TF Serving's REST JSON tensor format: parsing JSON text and JSON values into tensors.
+
+The rules and the error texts follow ``tensorflow_serving/util/json_tensor.cc``
+(its tests are ported in tests/serving/test_json_tensor.py). The server side
+(`_json_request`, `_json_response`) and the REST client share these pieces, so
+both ends read and write the same format. No TensorFlow is imported: dtypes are
+given as TensorFlow ``DataType`` numbers or names (``1``, ``"DT_FLOAT"``), as
+`tf.DType`s, or as numpy dtypes.
+"""
+
+import base64
+import binascii
+import json
+import re
+
+import numpy as np
+
+from tfopt.serving._json_writer import debug_string
+
+_INT64 = (-(2**63), 2**63 - 1)
+_UINT64_MAX = 2**64 - 1
+
+
+class JsonTensorError(ValueError):
+    """A request or response TF Serving would reject, with TF Serving's message.
+
+    Attributes:
+      message: the text TF Serving puts in ``{"error": message}``.
+      code: the canonical status name, ``"INVALID_ARGUMENT"`` (HTTP 400) unless
+        TF Serving uses another (``"UNIMPLEMENTED"`` for dtypes JSON cannot carry).
+    """
+
+    def __init__(self, message, code="INVALID_ARGUMENT"):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+# DataType number -> (DT_ name, numpy dtype or None, tensorflow's DataTypeString).
+_DTYPES = {
+    1: ("DT_FLOAT", np.float32, "float"), 2: ("DT_DOUBLE", np.float64, "double"),
+    3: ("DT_INT32", np.int32, "int32"), 4: ("DT_UINT8", np.uint8, "uint8"),
+    5: ("DT_INT16", np.int16, "int16"), 6: ("DT_INT8", np.int8, "int8"),
+    7: ("DT_STRING", np.object_, "string"), 8: ("DT_COMPLEX64", np.complex64, "complex64"),
+    9: ("DT_INT64", np.int64, "int64"), 10: ("DT_BOOL", np.bool_, "bool"),
+    14: ("DT_BFLOAT16", None, "bfloat16"), 17: ("DT_UINT16", np.uint16, "uint16"),
+    18: ("DT_COMPLEX128", np.complex128, "complex128"), 19: ("DT_HALF", np.float16, "half"),
+    22: ("DT_UINT32", np.uint32, "uint32"), 23: ("DT_UINT64", np.uint64, "uint64"),
+}
+_BY_NAME = {name: number for number, (name, _, _) in _DTYPES.items()}
+_BY_NUMPY = {np.dtype(kind): number for number, (_, kind, _) in _DTYPES.items() if kind}
+FLOAT, DOUBLE, STRING = 1, 2, 7
+
+
+def datatype(dtype, argument="dtype"):
+    """The TensorFlow DataType number of `dtype` (a number, ``"DT_*"`` name, tf.DType or numpy dtype)."""
+    number = getattr(dtype, "as_datatype_enum", dtype)  # a tf.DType, without importing TF
+    if isinstance(number, str) and number.upper() in _BY_NAME:
+        return _BY_NAME[number.upper()]
+    if isinstance(number, (int, np.integer)) and not isinstance(number, bool):
+        if int(number) in _DTYPES:
+            return int(number)
+    else:
+        try:
+            kind = np.dtype(number)
+        except TypeError:
+            kind = None
+        if kind is not None and kind.kind in "SUO":
+            return STRING
+        if kind in _BY_NUMPY:
+            return _BY_NUMPY[kind]
+    raise TypeError(f"{argument} must be a TensorFlow DataType (a number or a name such as "
+                    f"'DT_FLOAT'), a tf.DType or a numpy dtype; got {dtype!r}. Use one of "
+                    f"{sorted(_BY_NAME)}.")
+
+
+def datatype_string(number):
+    """TensorFlow's DataTypeString: ``float`` for DT_FLOAT, ``string`` for DT_STRING."""
+    return _DTYPES[number][2]
+
+
+def numpy_dtype(number):
+    """The numpy dtype tensors of DataType `number` become (object for DT_STRING)."""
+    return _DTYPES[number][1]
+
+
+def _big_int(text):
+    value = int(text)
+    # rapidjson stores integers beyond uint64 as doubles.
+    return value if _INT64[0] <= value <= _UINT64_MAX else _finite_float(text)
+
+
+def _finite_float(text):
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise JsonTensorError("JSON Parse error: Number too big to be stored in double.")
+    return value
+
+
+def _first_key_wins(pairs):
+    # rapidjson's FindMember returns the first of duplicate keys.
+    result = {}
+    for name, value in pairs:
+        result.setdefault(name, value)
+    return result
+
+
+# rapidjson (kParseNanAndInfFlag) also reads Inf, -Inf and -NaN; Python's json does not.
+_RAPIDJSON_WORDS = re.compile(r'("(?:[^"\\]|\\.)*")|-NaN|Inf(?!inity)', re.DOTALL)
+_DECODER = json.JSONDecoder(parse_int=_big_int, parse_float=_finite_float,
+                            object_pairs_hook=_first_key_wins)
+_PYTHON_TO_RAPIDJSON = {
+    "Expecting value": "Invalid value.",
+    "Expecting property name enclosed in double quotes": "Missing a name for object member.",
+    "Expecting ':' delimiter": "Missing a colon after a name of object member.",
+    "Unterminated string starting at": "Missing a closing quotation mark in string.",
+    "Invalid control character at": "Invalid encoding in string.",
+    "Invalid \\escape": "Invalid escape character in string.",
+    "Invalid \\uXXXX escape": "Incorrect hex digit after \\u escape in string.",
+}
+
+
+def _rapidjson_word(match):
+    if match.group(1):
+        return match.group(1)
+    return "NaN" if match.group(0) == "-NaN" else "Infinity"
+
+
+def _comma_message(text, position):
+    # Python says "Expecting ',' delimiter" for both containers; rapidjson names the one open.
+    depth = []
+    for token in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text[:position]):
+        char = token.group(0)
+        if char in "[{":
+            depth.append(char)
+        elif char in "]}" and depth:
+            depth.pop()
+    if depth and depth[-1] == "{":
+        return "Missing a comma or '}' after an object member."
+    return "Missing a comma or ']' after an array element."
+
+
+def parse_json(body):
+    """The JSON object of a request or response body, parsed as TF Serving's rapidjson reads it.
+
+    NaN, Inf and Infinity (with a sign) are numbers; anything after the root
+    value is ignored (rapidjson's kParseStopWhenDoneFlag); the root must be an
+    object.
+
+    Raises:
+      JsonTensorError: "JSON Parse error: ..." or "JSON Value: ... Is not object".
+    """
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        # Not validated as UTF-8 by TF Serving either; the bytes survive into DT_STRING.
+        body = bytes(body).decode("utf-8", "surrogateescape")
+    if not isinstance(body, str):
+        raise TypeError(f"body must be bytes or str; got {type(body).__name__}. Pass the "
+                        "request body as received.")
+    if not body:
+        raise JsonTensorError("JSON Parse error: The document is empty")
+    text = body.lstrip(" \t\n\r")
+    offset = len(body) - len(text)
+    if not text:
+        raise JsonTensorError(f"JSON Parse error: The document is empty. at offset: {offset}")
+    if "Inf" in text or "-NaN" in text:
+        text = _RAPIDJSON_WORDS.sub(_rapidjson_word, text)
+    try:
+        value, _ = _DECODER.raw_decode(text)
+    except json.JSONDecodeError as error:
+        reason = _PYTHON_TO_RAPIDJSON.get(error.msg, "Invalid value.")
+        if error.msg == "Expecting ',' delimiter":
+            reason = _comma_message(text, error.pos)
+        raise JsonTensorError(f"JSON Parse error: {reason} at offset: {offset + error.pos}")
+    except RecursionError:
+        # rapidjson parses iteratively and has no depth limit; Python's parser has one.
+        raise JsonTensorError("JSON Parse error: Nesting too deep (more than "
+                              "Python's recursion limit) at offset: 0") from None
+    if not isinstance(value, dict):
+        raise JsonTensorError(f"JSON Value: {debug_string(value)} Is not object")
+    return value
+
+
+def json_type(value):
+    """rapidjson's name for the JSON type of a parsed value (``Number``, ``Array``, ...)."""
+    if value is None:
+        return "Null"
+    if value is True or value is False:
+        return str(value)
+    if isinstance(value, dict):
+        return "Object"
+    if isinstance(value, list):
+        return "Array"
+    return "String" if isinstance(value, str) else "Number"
+
+
+def type_error(value, number):
+    """TF Serving's error for a JSON value the DataType `number` cannot hold."""
+    return JsonTensorError(f"JSON Value: {debug_string(value)} Type: {json_type(value)} "
+                           f"is not of expected type: {datatype_string(number)}")
+
+
+def is_b64(value):
+    """Whether `value` is ``{"b64": "<string>"}`` with no other key."""
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
+
+
+def decode_b64(value):
+    """The bytes of a ``{"b64": ...}`` object, as absl::Base64Unescape reads them."""
+    if not is_b64(value):
+        raise JsonTensorError(f"JSON Value: {debug_string(value)} not formatted correctly "
+                              "for base64 data")
+    text = value["b64"].rstrip("=")
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise JsonTensorError("Unable to base64 decode") from None
+
+
+# (test on the JSON value, inclusive range) per integer DataType; rapidjson's IsInt,
+# IsInt64, IsUint and IsUint64. DT_INT8/INT16/UINT8 travel as int32 (TensorProto
+# int_val) and wrap when the tensor is built, as in TF Serving.
+_INT_RANGES = {3: (-(2**31), 2**31 - 1), 4: (-(2**31), 2**31 - 1), 5: (-(2**31), 2**31 - 1),
+               6: (-(2**31), 2**31 - 1), 9: _INT64, 22: (0, 2**32 - 1), 23: (0, _UINT64_MAX)}
+
+
+def check_value(value, number):
+    """`value`, a JSON scalar, as an element of DataType `number` (AddValueToTensor)."""
+    if number in (FLOAT, DOUBLE):
+        if type(value) in (int, float):
+            return value
+    elif number in _INT_RANGES:
+        low, high = _INT_RANGES[number]
+        if type(value) is int and low <= value <= high:
+            return value
+    elif number == STRING:
+        if isinstance(value, str):
+            return value.encode("utf-8", "surrogateescape")
+    elif number == 10:
+        if value is True or value is False:
+            return value
+    else:
+        raise JsonTensorError(f"Conversion of JSON Value: {debug_string(value)} to type: "
+                              f"{datatype_string(number)}", code="UNIMPLEMENTED")
+    raise type_error(value, number)
+
+
+def to_array(values, shape, number):
+    """The numpy tensor of DataType `number` holding `values` (flat, row-major) in `shape`."""
+    kind = numpy_dtype(number)
+    if number == STRING:
+        array = np.empty(len(values), dtype=object)
+        array[:] = values
+    elif number == FLOAT:
+        # Through double first, as rapidjson's GetFloat: 1435774380 -> 1435774336, 1e308 -> inf.
+        with np.errstate(over="ignore"):
+            array = np.array(values, dtype=np.float64).astype(np.float32)
+    elif number in (3, 4, 5, 6):
+        array = np.array(values, dtype=np.int64).astype(kind)  # wraps like the C++ cast
+    else:
+        array = np.array(values, dtype=kind)
+    return array.reshape(shape)

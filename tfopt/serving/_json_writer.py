@@ -1,0 +1,153 @@
+"""JSON text written byte for byte as TF Serving writes it.
+
+TF Serving answers REST calls through rapidjson's ``PrettyWriter`` (4-space
+indent), switching arrays to single-line mode inside each row, and writes
+floating-point numbers with its own ``WriteDecimal`` (``util/json_tensor.cc``).
+Python's `json` module can do neither: it has no per-array layout switch and
+prints float32 values with float64 digits (``0.1`` as ``0.10000000149011612``).
+Clients only parse the text, but TF Serving's documented outputs (and tests
+that compare bodies) depend on the exact form, so it is reproduced here.
+"""
+
+import json
+import math
+
+import numpy as np
+
+# Significant digits that round-trip (std::numeric_limits<T>::max_digits10).
+_MAX_DIGITS = {np.float32: 9, np.float64: 17}
+
+
+def format_decimal(value, dtype=np.float32):
+    """`value` as TF Serving's WriteDecimal prints a float or double.
+
+    The shortest ``%g`` form (six digits) when it reads back as the same
+    number, else ``%.9g`` (float) or ``%.17g`` (double); whole numbers get
+    ``.0`` (``3.0``, but ``9e+06`` keeps its exponent); non-finite values are
+    the bare words ``NaN``, ``Infinity`` and ``-Infinity``.
+    """
+    value = dtype(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "-Infinity" if value < 0 else "Infinity"
+    text = f"{float(value):g}"
+    if dtype(text) != value:
+        text = f"{float(value):.{_MAX_DIGITS[dtype]}g}"
+    if "." not in text and "e" not in text:
+        text += ".0"
+    return text
+
+
+def format_string(text):
+    """A JSON string literal as rapidjson writes it: only quotes, backslashes and controls escaped."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+class PrettyWriter:
+    """rapidjson's PrettyWriter: events in, indented JSON text out.
+
+    Args:
+      single_line_arrays: start in rapidjson's ``kFormatSingleLineArray`` mode.
+        Defaults to False.
+      max_chars: stop writing once the text reaches this many characters, as
+        TF Serving's ``JsonWriterWithLimit`` does for values quoted in error
+        messages. Defaults to None (no limit).
+    """
+
+    def __init__(self, single_line_arrays=False, max_chars=None):
+        self.single_line_arrays = single_line_arrays
+        self._max_chars = max_chars
+        self._parts = []
+        self._length = 0
+        # One [is_array, value_count] per open container, innermost last.
+        self._levels = []
+
+    def text(self):
+        """The JSON text written so far."""
+        return "".join(self._parts)
+
+    def _put(self, text):
+        self._parts.append(text)
+        self._length += len(text)
+
+    def _in_limit(self):
+        return self._max_chars is None or self._length < self._max_chars
+
+    def _indent(self):
+        self._put(" " * (4 * len(self._levels)))
+
+    def _prefix(self):
+        # Mirrors PrettyWriter::PrettyPrefix: what goes before a value or key.
+        if not self._levels:
+            return
+        level = self._levels[-1]
+        if level[0]:
+            if level[1] > 0:
+                self._put(", " if self.single_line_arrays else ",")
+            if not self.single_line_arrays:
+                self._put("\n")
+                self._indent()
+        else:
+            if level[1] > 0:
+                self._put(",\n" if level[1] % 2 == 0 else ": ")
+            else:
+                self._put("\n")
+            if level[1] % 2 == 0:
+                self._indent()
+        level[1] += 1
+
+    def raw(self, text):
+        """Writes a scalar (number, ``true``, ``null``, or an encoded string) as given."""
+        if self._in_limit():
+            self._prefix()
+            self._put(text)
+
+    def key(self, name):
+        """Writes an object member's name."""
+        self.raw(format_string(name))
+
+    def start(self, is_array):
+        """Opens an array (`is_array` True) or an object."""
+        if self._in_limit():
+            self._prefix()
+            self._levels.append([is_array, 0])
+            self._put("[" if is_array else "{")
+
+    def end(self):
+        """Closes the innermost array or object."""
+        if not self._in_limit():
+            return
+        is_array, count = self._levels.pop()
+        if count and not (is_array and self.single_line_arrays):
+            self._put("\n")
+            self._indent()
+        self._put("]" if is_array else "}")
+
+
+def debug_string(value, max_chars=256):
+    """A parsed JSON value as TF Serving quotes it in error messages (cut near 256 bytes)."""
+    writer = PrettyWriter(single_line_arrays=True, max_chars=max_chars)
+
+    def visit(item):
+        if isinstance(item, dict):
+            writer.start(False)
+            for name, member in item.items():
+                writer.key(name)
+                visit(member)
+            writer.end()
+        elif isinstance(item, list):
+            writer.start(True)
+            for member in item:
+                visit(member)
+            writer.end()
+        elif isinstance(item, str):
+            writer.raw(format_string(item))
+        elif isinstance(item, float):
+            # rapidjson's Writer::Double: shortest round-trip form; NaN/Inf are not written.
+            writer.raw(repr(item) if math.isfinite(item) else "")
+        else:
+            writer.raw(json.dumps(item))
+
+    visit(value)
+    return writer.text()
