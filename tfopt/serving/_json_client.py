@@ -111,3 +111,111 @@ def encode_predict_request(inputs, form=ROW, signature_name=None):
                                 for name, array in arrays.items()) + "}"
                 for index in range(batch)]
     return '{%s"instances": [%s]}' % (head, ",".join(rows))
+
+
+def _flatten(value, shape, out):
+    """Appends the scalars of the JSON tensor `value` to `out`, checking it is rectangular."""
+    if isinstance(value, list):
+        if not shape or len(value) != shape[0]:
+            raise jt.JsonTensorError(f"response tensor is not rectangular: found a list of "
+                                     f"{len(value)} where {shape[:1] or 'a scalar'} was expected")
+        for item in value:
+            _flatten(item, shape[1:], out)
+    elif shape:
+        raise jt.JsonTensorError(f"response tensor is not rectangular: found a scalar where a "
+                                 f"list of {shape[0]} was expected")
+    elif jt.is_b64(value):
+        out.append(jt.decode_b64(value))
+    elif isinstance(value, str):
+        out.append(value.encode("utf-8", "surrogateescape"))
+    else:
+        out.append(value)
+
+
+def _inferred_type(values):
+    # TF Serving writes floats with '.', 'e' or NaN/Infinity, so JSON floats mean a float output.
+    if any(isinstance(value, bytes) for value in values):
+        return jt.STRING
+    if values and all(value is True or value is False for value in values):
+        return 10
+    if all(type(value) is int for value in values) and values:
+        return 9
+    return jt.FLOAT
+
+
+def _array(value, number=None):
+    shape = []
+    probe = value
+    while isinstance(probe, list):
+        shape.append(len(probe))
+        probe = probe[0] if probe else None
+    values = []
+    _flatten(value, shape, values)
+    number = _inferred_type(values) if number is None else number
+    for item in values:
+        if number != jt.STRING and not isinstance(item, (int, float)):
+            raise jt.JsonTensorError(f"response value {item!r} is not a number, as an output of "
+                                     f"type {jt.datatype_string(number)} needs")
+    return jt.to_array(values, shape, number)
+
+
+def _output_types(output_dtypes):
+    if output_dtypes is None:
+        return lambda alias: None
+    if isinstance(output_dtypes, collections.abc.Mapping):
+        numbers = {alias: jt.datatype(kind, f"output_dtypes[{alias!r}]")
+                   for alias, kind in output_dtypes.items()}
+        # A response with one unnamed output takes the only dtype given.
+        only = next(iter(numbers.values())) if len(numbers) == 1 else None
+        return lambda alias: only if alias is None else numbers.get(alias)
+    number = jt.datatype(output_dtypes, "output_dtypes")
+    return lambda alias: number
+
+
+def _json_document(body):
+    document = jt.parse_json(body)
+    if "error" in document:
+        raise jt.JsonTensorError(str(document["error"]))
+    return document
+
+
+def decode_predict_response(body, output_dtypes=None):
+    """The outputs of a predict response body, as numpy arrays.
+
+    Args:
+      body: the response body, bytes or str.
+      output_dtypes: the outputs' dtypes (one dtype, or alias -> dtype, as
+        `parse_predict_request` takes them), from the model's metadata; None
+        infers them: float32 for numbers written as floats, int64 for
+        integers, bool, and bytes (object arrays) for strings and b64 values.
+        Defaults to None.
+
+    Returns:
+      One array when the response holds one unnamed output (row form with one
+      output, or columnar form with a bare value), else a dict alias -> array.
+
+    Raises:
+      JsonTensorError: the server's ``{"error": ...}`` message, or a body that
+        is not a predict response.
+    """
+    document = _json_document(body)
+    types = _output_types(output_dtypes)
+    if "predictions" in document:
+        rows = document["predictions"]
+        if not isinstance(rows, list):
+            raise jt.JsonTensorError("'predictions' in the response is not a list")
+        if rows and isinstance(rows[0], dict) and not jt.is_b64(rows[0]):
+            for index, row in enumerate(rows):
+                if not isinstance(row, dict) or set(row) != set(rows[0]):
+                    raise jt.JsonTensorError(f"prediction {index} does not have the outputs "
+                                             f"{sorted(rows[0])} of prediction 0")
+            return {alias: _array([row[alias] for row in rows], types(alias))
+                    for alias in rows[0]}
+        return _array(rows, types(None))
+    if "outputs" in document:
+        outputs = document["outputs"]
+        if isinstance(outputs, dict) and not jt.is_b64(outputs):
+            return {alias: _array(value, types(alias)) for alias, value in outputs.items()}
+        return _array(outputs, types(None))
+    raise jt.JsonTensorError(f"the response has neither 'predictions' nor 'outputs': "
+                             f"keys {sorted(document)}")
