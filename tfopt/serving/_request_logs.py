@@ -15,6 +15,7 @@ tensors; they are counted and skipped.
 import dataclasses
 import glob
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -146,7 +147,8 @@ def _records(path):
             return
         except tf.errors.DataLossError as error:
             raise ValueError(f"{path!r} is not a TFRecord file of PredictionLog: record {index} "
-                             f"is damaged or the file has another format ({error.message}). "
+                             f"is damaged or the file has another format "
+                             f"({_tensorflow_reason(error)}). "
                              "Give request logs only.") from error
         log = prediction_log_pb2.PredictionLog()
         try:
@@ -156,6 +158,12 @@ def _records(path):
                              "Give request logs only.") from error
         yield index, log
         index += 1
+
+
+def _tensorflow_reason(error):
+    """TensorFlow's message without its op-wrapper prefix and op suffix."""
+    message = re.sub(r"\{\{.*?\}\}\s*", "", error.message)
+    return message.split(" [Op:")[0].strip()
 
 
 def _validate_model(by_model, model_name, pattern, skipped):
