@@ -1,0 +1,220 @@
+"""TF Serving's REST JSON tensor format (tfopt/serving/_json_*.py).
+
+Cases marked "mirrors X" are ported from tensorflow_serving/util/json_tensor_test.cc
+test X; the others come from TF Serving's REST handler tests and docs as quoted
+in the project's TF Serving notes.
+"""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tfopt.serving import _json_client as client
+from tfopt.serving import _json_request as request
+from tfopt.serving import _json_response as response
+from tfopt.serving._json_tensor import JsonTensorError
+from tfopt.serving._json_writer import format_decimal
+
+I32, I64, F32, F64, STR = "DT_INT32", "DT_INT64", "DT_FLOAT", "DT_DOUBLE", "DT_STRING"
+MULTI = {"int_tensor": I32, "str_tensor": STR, "float_tensor": F32, "dbl_tensor": F64}
+
+
+def _as_strings(text):
+    """A JSON text with every number kept as its literal (CompareJsonAllValuesAsStrings)."""
+    return json.loads(text, parse_float=str, parse_int=str, parse_constant=str)
+
+
+@pytest.mark.parametrize("body, inputs, form, expected", [
+    # mirrors SingleUnnamedTensor
+    ('{"instances": [[1,2],[3,4],[5,6]]}', {"default": I32}, "row",
+     {"default": np.array([[1, 2], [3, 4], [5, 6]], np.int32)}),
+    # mirrors MixedInputForFloatTensor
+    ('{"instances": [1, 2.0, 3, 4, 5.003, 0.007, 0.0]}', {"default": F32}, "row",
+     {"default": np.array([1, 2, 3, 4, 5.003, 0.007, 0], np.float32)}),
+    # mirrors MixedInputForDoubleTensor
+    ('{"instances": [1.0, 2, 3, 4, 0.662, 0, 0.0]}', {"default": F64}, "row",
+     {"default": np.array([1, 2, 3, 4, 0.662, 0, 0], np.float64)}),
+    # mirrors FloatTensorWithPrecisionLoss (and TF_SERVING.md: 1435774380 -> 1435774336)
+    ('{"instances": [1435774380, 1435774380.0]}', {"default": F32}, "row",
+     {"default": np.array([1435774336, 1435774336], np.float32)}),
+    # mirrors FloatTensorThatExceedsMaxReturnsInf / ExceedsMinReturnsZero
+    ('{"instances": [1.7976931348623157e+308, -1.7976931348623157e+308, 1e308, 2.2e-308]}',
+     {"default": F32}, "row", {"default": np.array([np.inf, -np.inf, np.inf, 0], np.float32)}),
+    # mirrors SingleUnnamedTensorWithSignature (signature checked below)
+    ('{"signature_name": "predict_images", "instances": [[1,2]]}', {"default": I32}, "row",
+     {"default": np.array([[1, 2]], np.int32)}),
+    # mirrors TensorFromNonNullTerminatedBuffer: rapidjson stops after the root value
+    ('{"instances": [[1,2],[3,4],[5,6]]}X', {"default": I32}, "row",
+     {"default": np.array([[1, 2], [3, 4], [5, 6]], np.int32)}),
+    # mirrors SingleUnnamedTensorBase64Scalars / Base64Lists / SingleNamedTensorBase64
+    ('{"instances": [{"b64": "aGVsbG8="}, {"b64": "d29ybGQ="}]}', {"default": STR}, "row",
+     {"default": np.array([b"hello", b"world"], object)}),
+    ('{"instances": [[{"b64": "aGVsbG8="}], [{"b64": "d29ybGQ="}]]}', {"default": STR}, "row",
+     {"default": np.array([[b"hello"], [b"world"]], object)}),
+    ('{"instances": [{"default": [[{"b64": "aGVsbG8="}], [{"b64": "d29ybGQ="}]]}]}',
+     {"default": STR}, "row", {"default": np.array([[[b"hello"], [b"world"]]], object)}),
+    # mirrors MultipleNamedTensor
+    ('{"instances": [{"int_tensor": [[1,2],[3,4],[5,6]], "str_tensor": ["foo", "bar"], '
+     '"float_tensor": [1.0, NaN], "dbl_tensor": [NaN]}, {"int_tensor": [[7,8],[9,0],[1,2]], '
+     '"str_tensor": ["baz", "bat"], "float_tensor": [2.0, Infinity], "dbl_tensor": [2.0]}]}',
+     MULTI, "row",
+     {"int_tensor": np.array([[[1, 2], [3, 4], [5, 6]], [[7, 8], [9, 0], [1, 2]]], np.int32),
+      "str_tensor": np.array([[b"foo", b"bar"], [b"baz", b"bat"]], object),
+      "float_tensor": np.array([[1, np.nan], [2, np.inf]], np.float32),
+      "dbl_tensor": np.array([[np.nan], [2]], np.float64)}),
+    # mirrors SingleUnnamedTensorColumnarFormat (named and unnamed)
+    ('{"inputs": {"int_tensor": [[[1,2],[3,4],[5,6]]]}}', {"int_tensor": I32}, "columnar",
+     {"int_tensor": np.array([[[1, 2], [3, 4], [5, 6]]], np.int32)}),
+    ('{"inputs": [[[1,2],[3,4],[5,6]]]}', {"int_tensor": I32}, "columnar",
+     {"int_tensor": np.array([[[1, 2], [3, 4], [5, 6]]], np.int32)}),
+    # mirrors MultipleNamedTensorColumnarFormat: each input its own shape, a bare b64 is rank 0
+    ('{"inputs": {"int_tensor": [[[1,2],[3,4],[5,6]]], "str_tensor": ["foo", "bar"], '
+     '"bin_tensor": {"b64": "aGVsbG8="}}}', {"int_tensor": I32, "str_tensor": STR,
+                                             "bin_tensor": STR}, "columnar",
+     {"int_tensor": np.array([[[1, 2], [3, 4], [5, 6]]], np.int32),
+      "str_tensor": np.array([b"foo", b"bar"], object), "bin_tensor": np.array(b"hello", object)}),
+    # TF_SERVING.md: half_plus_two's [-1, 1] signature shape is not enforced
+    ('{"instances": [1.0, 2.0]}', {"x": F32}, "row", {"x": np.array([1, 2], np.float32)}),
+    ('{"instances": [[1,2],[3,4]]}', {"x": F32}, "row",
+     {"x": np.array([[1, 2], [3, 4]], np.float32)}),
+    # rapidjson's extra words (kParseNanAndInfFlag), a scalar input, other keys ignored
+    ('{"inputs": [Inf, -Inf, -Infinity, -NaN], "other": 1}', {"x": F32}, "columnar",
+     {"x": np.array([np.inf, -np.inf, -np.inf, np.nan], np.float32)}),
+    ('{"inputs": 3}', {"x": I64}, "columnar", {"x": np.array(3, np.int64)}),
+    ('{"inputs": {"x": true}}', {"x": "DT_BOOL"}, "columnar", {"x": np.array(True)}),
+    ('{"instances": [[4294967295, 0]]}', {"x": "DT_UINT32"}, "row",
+     {"x": np.array([[4294967295, 0]], np.uint32)}),
+    ('{"instances": [300, -1]}', {"x": "DT_UINT8"}, "row", {"x": np.array([44, 255], np.uint8)}),
+    ('{"instances": [[]]}', {"x": F32}, "row", {"x": np.zeros((1, 0), np.float32)}),
+])
+def test_parse_predict_request(body, inputs, form, expected):
+    parsed = request.parse_predict_request(body.encode(), inputs)
+    assert parsed.form == form
+    assert sorted(parsed.inputs) == sorted(expected)
+    for name, want in expected.items():
+        got = parsed.inputs[name]
+        assert got.dtype == want.dtype and got.shape == want.shape
+        if want.dtype == object:
+            assert got.tolist() == want.tolist()
+        else:
+            np.testing.assert_array_equal(got, want)
+
+
+def test_inf_word_inside_a_string_is_not_replaced():
+    parsed = request.parse_predict_request('{"inputs": ["Inf", "-NaN x"]}', {"s": STR})
+    assert parsed.inputs["s"].tolist() == [b"Inf", b"-NaN x"]
+
+
+def test_signature_name_and_callable_lookup():
+    seen = []
+
+    def lookup(name):
+        seen.append(name)
+        return {"default": I32}
+
+    parsed = request.parse_predict_request(
+        '{"signature_name": "predict_images", "instances": [[1,2]]}', lookup)
+    assert parsed.signature_name == "predict_images" and seen == ["predict_images"]
+    assert request.parse_predict_request('{"instances": [1]}', lookup).signature_name is None
+
+
+def test_deeply_nested_ignored_key_is_accepted_or_named():
+    # mirrors DeeplyNestedWellFormed at a depth Python's parser takes (see the report for 500000)
+    body = '{"instances":[1], "nested":' + "[" * 200 + "]" * 200 + "}"
+    assert request.parse_predict_request(body, {"default": I32}).inputs["default"].tolist() == [1]
+    with pytest.raises(JsonTensorError, match="JSON Parse error"):
+        request.parse_predict_request('{"instances":[1], "nested":' + "[" * 100000 +
+                                      "]" * 100000 + "}", {"default": I32})
+
+
+@pytest.mark.parametrize("body, inputs, message", [
+    # mirrors SingleUnnamedTensorErrors
+    ("", {"x": I32}, "JSON Parse error: The document is empty"),
+    ('{"signature_name": 5, "instances": [[1,2],[3,4],[5,6,7]]}', {"x": I32},
+     "not formatted correctly. 'signature_name' key must be a string value."),
+    ('{"instances": [[1,2]], "inputs": [[1,2]]}', {"x": I32},
+     "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist "),
+    ('{"instances": [[1,2],[3,4],[5,6,7]]}', {"x": I32},
+     "Failed to process element: 2 of 'instances' list. Error: INVALID_ARGUMENT: "
+     "Expecting tensor size: 2 but got: 3"),
+    ('{"instances": [[1,2],[3,4],[[5,6]]]}', {"x": I32}, "Expecting shape [2] but got: [1,2]"),
+    ('{"instances": [1, [1]]}', {"x": I32}, "Expecting shape [] but got: [1]"),
+    ('{"instances": [[1,2],["a", "b"]]}', {"x": I32},
+     'JSON Value: "a" Type: String is not of expected type: int32'),
+    # mirrors MultipleNamedTensorErrors
+    ('{"instances": [{"i": [[1,2]], "s": ["a"]}, {"i": [[[7,8]]], "s": ["b"]}]}',
+     {"i": I32, "s": STR}, "Expecting shape [1,2] but got: [1,1,2]"),
+    ('{"instances": [{"i": [[1,2],[3,4]], "s": ["a"]}, {"i": [[7,8]], "s": ["b"]}]}',
+     {"i": I32, "s": STR}, "Expecting tensor size: 4 but got: 2"),
+    ('{"instances": [{"i": [1], "s": ["a"]}, [1, 20, 30]]}', {"i": I32, "s": STR},
+     "Expecting object but got list at item 1 of input list"),
+    ('{"instances": [["baz", "bar"], {"s": ["baz", "bat"]}]}', {"s": STR},
+     "Expecting value/list but got object at item 1 of input list"),
+    # the other texts of FillPredictRequestFromJson
+    ("  \n ", {"x": I32}, "JSON Parse error: The document is empty. at offset: 4"),
+    ("{", {"x": I32}, "JSON Parse error: Missing a name for object member."),
+    ('{"instances": [1 2]}', {"x": I32}, "Missing a comma or ']' after an array element."),
+    ('{"instances": [1] "a": 2}', {"x": I32}, "Missing a comma or '}' after an object member."),
+    ("nonsense", {"x": I32}, "JSON Parse error: Invalid value. at offset: 0"),
+    ('{"instances": [1e400]}', {"x": F32}, "Number too big to be stored in double."),
+    ("[1, 2]", {"x": I32}, "JSON Value: [1, 2] Is not object"),
+    ('{"instances": [1]}', {}, "Failed to get input map for signature: DEFAULT"),
+    ('{"instances": {"a": 1}}', {"x": I32}, "Expecting 'instances' to be an list/array"),
+    ('{"instances": []}', {"x": I32}, "No values in 'instances' array"),
+    ('{"signature_name": "s"}', {"x": I32}, "Missing 'inputs' or 'instances' key"),
+    ('{"instances": [{"x": 1, "z": 2}]}', {"x": I32},
+     "Failed to process element: 0 key: z of 'instances' list. Error: INVALID_ARGUMENT: "
+     "JSON object: does not have named input: z"),
+    ('{"instances": [{"y": 1}]}', {"x": I32, "y": I32},
+     # rapidjson's PrettyWriter breaks objects over lines even in quoted values
+     'JSON object: {\n    "y": 1\n} keys must be equal to: x,y'),
+    ('{"instances": [1, 2]}', {"x": I32, "y": I32},
+     "instances is a plain list, but expecting list of objects as multiple input tensors"),
+    ('{"inputs": [1, 2]}', {"x": I32, "y": I32},
+     "inputs is a plain value/list, but expecting an object as multiple input tensors"),
+    ('{"inputs": {"y": [1]}}', {"x": I32, "y": I32}, "Missing named input: x in 'inputs' object."),
+    ('{"inputs": [[1, 2], [3]]}', {"x": I32},
+     "Encountered list at unexpected size: 1 at level: 1 expected size: 2"),
+    ('{"inputs": [[1, 2], 3]}', {"x": I32},
+     "JSON Value: 3 found at incorrect level: 2 in the JSON DOM. Expected at level: 2"),
+    ('{"inputs": [1, [3]]}', {"x": I32}, "Encountered list at unexpected level: 1 expected < 1"),
+    # JSON -> dtype
+    ('{"inputs": [true]}', {"x": F32}, "JSON Value: true Type: True is not of expected type: float"),
+    ('{"inputs": [null]}', {"x": F64}, "Type: Null is not of expected type: double"),
+    ('{"inputs": ["1.0"]}', {"x": F32}, 'JSON Value: "1.0" Type: String is not of expected type'),
+    ('{"inputs": [1.0]}', {"x": I32}, "JSON Value: 1.0 Type: Number is not of expected type: int32"),
+    ('{"inputs": [2147483648]}', {"x": I32}, "is not of expected type: int32"),
+    ('{"inputs": [9223372036854775808]}', {"x": I64}, "is not of expected type: int64"),
+    ('{"inputs": [-1]}', {"x": "DT_UINT64"}, "is not of expected type: uint64"),
+    ('{"inputs": [1]}', {"x": "DT_BOOL"}, "is not of expected type: bool"),
+    ('{"inputs": [1]}', {"x": STR}, "is not of expected type: string"),
+    ('{"inputs": [{"b64": "aGk="}]}', {"x": F32}, "Type: Object is not of expected type: float"),
+    ('{"inputs": {"x": [{"b64": "aGk=", "extra": 1}]}}', {"x": STR},
+     'JSON Value: {\n    "b64": "aGk=",\n    "extra": 1\n} not formatted correctly for base64'),
+    ('{"inputs": [{"b64": "a*b"}]}', {"x": STR}, "Unable to base64 decode"),
+])
+def test_parse_predict_request_errors(body, inputs, message):
+    with pytest.raises(JsonTensorError) as raised:
+        request.parse_predict_request(body, inputs)
+    assert message in raised.value.message
+    assert raised.value.code == "INVALID_ARGUMENT"
+
+
+def test_dtype_json_cannot_carry_is_unimplemented():
+    with pytest.raises(JsonTensorError, match="to type: half") as raised:
+        request.parse_predict_request('{"inputs": [1.0]}', {"x": "DT_HALF"})
+    assert raised.value.code == "UNIMPLEMENTED"
+
+
+@pytest.mark.parametrize("dtype", [1, "DT_FLOAT", "dt_float", np.float32, np.dtype("float32")])
+def test_dtypes_in_every_spelling(dtype):
+    parsed = request.parse_predict_request('{"inputs": [1]}', {"x": dtype})
+    assert parsed.inputs["x"].dtype == np.float32
+
+
+def test_tf_dtype_is_accepted():
+    import tensorflow as tf  # already loaded by tests/conftest.py
+    parsed = request.parse_predict_request('{"inputs": ["a"]}', {"x": tf.string})
+    assert parsed.inputs["x"].tolist() == [b"a"]
