@@ -218,3 +218,197 @@ def test_tf_dtype_is_accepted():
     import tensorflow as tf  # already loaded by tests/conftest.py
     parsed = request.parse_predict_request('{"inputs": ["a"]}', {"x": tf.string})
     assert parsed.inputs["x"].tolist() == [b"a"]
+
+
+INTS = np.array([[[1, 2], [3, 4], [5, 6]], [[7, 8], [9, 0], [1, 2]]], np.int32)
+WORDS = np.array([[b"hello", b"world"], [b"tf", b"serving"]], object)
+B64_ROWS = [[{"b64": "aGVsbG8="}, {"b64": "d29ybGQ="}], [{"b64": "dGY="}, {"b64": "c2VydmluZw=="}]]
+
+
+@pytest.mark.parametrize("outputs, form, expected", [
+    # mirrors FromJsonSingleTensor
+    ({"int_tensor": INTS}, "row", {"predictions": INTS.tolist()}),
+    ({"int_tensor": INTS}, "columnar", {"outputs": INTS.tolist()}),
+    # mirrors FromJsonSingleScalarTensor
+    ({"int_tensor": np.arange(1, 6, dtype=np.int32)}, "row", {"predictions": [1, 2, 3, 4, 5]}),
+    ({"int_tensor": np.arange(1, 6, dtype=np.int32)}, "columnar", {"outputs": [1, 2, 3, 4, 5]}),
+    # mirrors FromJsonSingleBytesTensor
+    ({"str_tensor_bytes": WORDS}, "row", {"predictions": B64_ROWS}),
+    # mirrors FromJsonMultipleNamedTensors
+    ({"int_tensor": INTS, "str_tensor": np.array([[b"foo", b"bar"], [b"baz", b"bat"]], object),
+      "float_tensor": np.array([[1.0], [2.0]], np.float32),
+      "double_scalar_tensor": np.array([8.0, 9.0]), "str_tensor_bytes": WORDS}, "row",
+     {"predictions": [
+         {"double_scalar_tensor": 8.0, "float_tensor": [1.0], "int_tensor": INTS[0].tolist(),
+          "str_tensor": ["foo", "bar"], "str_tensor_bytes": B64_ROWS[0]},
+         {"double_scalar_tensor": 9.0, "float_tensor": [2.0], "int_tensor": INTS[1].tolist(),
+          "str_tensor": ["baz", "bat"], "str_tensor_bytes": B64_ROWS[1]}]}),
+    ({"int_tensor": INTS, "str_tensor_bytes": WORDS, "b": np.array([True, False])}, "columnar",
+     {"outputs": {"int_tensor": INTS.tolist(), "str_tensor_bytes": B64_ROWS,
+                  "b": [True, False]}}),
+    # mirrors FromJsonSingleZeroBatchTensor / FromJsonMultipleZeroBatchTensors
+    ({"int_tensor": np.zeros((0, 2), np.int32)}, "row", {"predictions": []}),
+    ({"s": np.zeros((0, 1, 2), object), "f": np.zeros((0, 3, 4), np.float32)}, "row",
+     {"predictions": []}),
+])
+def test_make_predict_response(outputs, form, expected):
+    assert json.loads(response.make_predict_response(outputs, form)) == expected
+
+
+@pytest.mark.parametrize("values, texts", [
+    # mirrors FromJsonSingleFloatTensorSixDigitPrecision
+    ([9000000, 999999, 0.5, 0.0003, 0.00003, 555557.5],
+     ["9e+06", "999999.0", "0.5", "0.0003", "3e-05", "555557.5"]),
+    # mirrors FromJsonSingleFloatTensorNonFinite
+    ([np.nan, np.inf, 3, -np.inf], ["NaN", "Infinity", "3.0", "-Infinity"]),
+    # TF_SERVING.md: whole numbers get ".0"; %.9g when six digits do not round-trip
+    ([998002, 0.1, 1435774380, 2.5], ["998002.0", "0.1", "1.43577434e+09", "2.5"]),
+])
+def test_float32_numbers_written_as_tf_serving(values, texts):
+    body = response.make_predict_response({"y": np.array([values], np.float32)}, "row")
+    assert _as_strings(body) == {"predictions": [texts]}
+
+
+def test_double_uses_17_digits():
+    assert format_decimal(0.1, np.float64) == "0.1"
+    assert format_decimal(1 / 3, np.float64) == "0.33333333333333331"
+    assert format_decimal(2.0**60, np.float64) == "1.152921504606847e+18"
+
+
+def test_half_plus_two_answer_is_byte_exact():
+    # TF Serving's documented curl output for half_plus_two, PrettyWriter quirk included.
+    body = response.make_predict_response({"y": np.array([2.5, 3.0, 4.5], np.float32)}, "row")
+    assert body == '{\n    "predictions": [2.5, 3.0, 4.5\n    ]\n}'
+    assert response.make_error_body('a "b"') == '{\n    "error": "a \\"b\\""\n}'
+
+
+@pytest.mark.parametrize("outputs, form, message", [
+    # mirrors FromJsonSingleTensorErrors, FromJsonMultipleNamedTensorsErrors,
+    # FromJsonMultipleZeroBatchTensorsErrors
+    ({}, "row", "Cannot convert empty tensor map to JSON"),
+    ({"tensor": np.array([1, 2], np.complex64)}, "row",
+     "Failed to write JSON value for tensor type: complex64"),
+    ({"tensor": np.array([1, 2], np.float16)}, "columnar",
+     "Failed to write JSON value for tensor type: half"),
+    ({"tensor": np.array(1, np.int32)}, "row", "Tensor name: tensor has no shape information "),
+    ({"a": np.zeros((2, 3), np.int32), "b": np.zeros((1, 3), object)}, "row",
+     "Tensor name: b has inconsistent batch size: 1 expecting: 2"),
+    ({"a": np.zeros((0, 2), np.int32), "b": np.zeros((1, 2), object)}, "row",
+     "Tensor name: b has inconsistent batch size: 1 expecting: 0"),
+])
+def test_make_predict_response_errors(outputs, form, message):
+    with pytest.raises(JsonTensorError) as raised:
+        response.make_predict_response(outputs, form)
+    assert raised.value.message == message
+
+
+def test_classify_and_regress_responses():
+    body = response.make_classify_response([[b"a", b"b"]], [[0.25, 0.75]])
+    assert json.loads(body) == {"results": [[["a", 0.25], ["b", 0.75]]]}
+    assert json.loads(response.make_classify_response(scores=[[0.5]])) == {"results": [[["", 0.5]]]}
+    assert response.make_regress_response([[2.5], [3.0]]) == '{\n    "results": [2.5, 3.0]\n}'
+    with pytest.raises(JsonTensorError, match="empty RegressionResults"):
+        response.make_regress_response(np.zeros(0))
+    with pytest.raises(JsonTensorError, match="empty ClassificationResults"):
+        response.make_classify_response(scores=np.zeros((0, 2)))
+
+
+ROUND_TRIP_INPUTS = [
+    np.array([[0.1, -2.5e-8], [np.pi, 3e38]], np.float32),
+    np.array([[1, -2], [2**62, 0]], np.int64),
+    np.array([1.0 / 3, 1e-300], np.float64),
+    np.array([[b"\x00\xffbytes"], [b"caf\xc3\xa9"]], object),
+    {"image": np.random.default_rng(0).random((3, 2, 2)).astype(np.float32),
+     "ids": np.array([7, 8, 9], np.int32), "text": np.array(["a", "\u00e9", "\n"])},
+]
+SIGNATURES = [{"x": F32}, {"x": I64}, {"x": F64}, {"x": STR},
+              {"image": F32, "ids": I32, "text": STR}]
+
+
+@pytest.mark.parametrize("form", ["row", "columnar"])
+@pytest.mark.parametrize("inputs, signature", list(zip(ROUND_TRIP_INPUTS, SIGNATURES)))
+def test_client_request_reaches_the_server_unchanged(inputs, signature, form):
+    body = client.encode_predict_request(inputs, form=form, signature_name="sig")
+    parsed = request.parse_predict_request(body, signature)
+    assert parsed.form == form and parsed.signature_name == "sig"
+    sent = inputs if isinstance(inputs, dict) else {"x": inputs}
+    for name, array in sent.items():
+        got = parsed.inputs[name]
+        want = np.char.encode(array, "utf-8").astype(object) if array.dtype.kind == "U" else array
+        assert got.shape == want.shape and got.tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("form", ["row", "columnar"])
+@pytest.mark.parametrize("outputs", [
+    {"y": np.array([[0.1, np.nan], [np.inf, -0.0]], np.float32)},
+    {"y": np.array([1, 2**40], np.int64)},
+    {"y_bytes": np.array([b"\x00\xff", b"x"], object)},
+    {"y": np.array([b"caf\xc3\xa9", b"x"], object)},
+    {"scores": np.array([[0.25, 0.75], [1.0, 0.0]], np.float32),
+     "classes_bytes": np.array([[b"a", b"b"], [b"c", b"d"]], object),
+     "flag": np.array([True, False])},
+])
+def test_server_response_decodes_to_the_same_arrays(outputs, form):
+    body = response.make_predict_response(outputs, form)
+    decoded = client.decode_predict_response(body)
+    if len(outputs) == 1 and not isinstance(decoded, dict):
+        decoded = {next(iter(outputs)): decoded}
+    assert sorted(decoded) == sorted(outputs)
+    for alias, array in outputs.items():
+        assert decoded[alias].dtype == array.dtype and decoded[alias].shape == array.shape
+        if array.dtype == object:
+            assert decoded[alias].tolist() == array.tolist()
+        else:
+            np.testing.assert_array_equal(decoded[alias], array)
+
+
+def test_decode_uses_given_dtypes_and_raises_server_errors():
+    body = response.make_predict_response({"y": np.array([1.0 / 3], np.float64)}, "row")
+    assert client.decode_predict_response(body, {"y": F64})[0] == 1.0 / 3
+    assert client.decode_predict_response(body).dtype == np.float32
+    with pytest.raises(JsonTensorError, match="^Servable not found") as raised:
+        client.decode_predict_response(response.make_error_body("Servable not found for request"))
+    assert raised.value.code == "INVALID_ARGUMENT"
+    with pytest.raises(JsonTensorError, match="not rectangular"):
+        client.decode_predict_response('{"predictions": [[1, 2], [3]]}')
+    with pytest.raises(JsonTensorError, match="neither 'predictions' nor 'outputs'"):
+        client.decode_predict_response('{"result": [1]}')
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: client.encode_predict_request(np.zeros(2), form="rows"), ValueError, "form must be"),
+    (lambda: client.encode_predict_request({}), ValueError, "empty dict"),
+    (lambda: client.encode_predict_request({1: np.zeros(2)}), TypeError, "names must be strings"),
+    (lambda: client.encode_predict_request(np.zeros(2, np.complex64)), TypeError, "complex64"),
+    (lambda: client.encode_predict_request(np.float32(1)), ValueError, "same batch size"),
+    (lambda: client.encode_predict_request(np.zeros((0, 2))), ValueError, "same batch size"),
+    (lambda: client.encode_predict_request({"a": np.zeros(2), "b": np.zeros(3)}), ValueError,
+     "'a': 2, 'b': 3"),
+    (lambda: client.encode_predict_request(np.zeros(2), signature_name=3), TypeError,
+     "signature_name must be"),
+    (lambda: client.decode_predict_response(b"{}", output_dtypes="DT_NOPE"), TypeError,
+     "output_dtypes must be"),
+    (lambda: request.parse_predict_request(42, {"x": F32}), TypeError, "body must be bytes"),
+    (lambda: request.parse_predict_request("{}", ["x"]), TypeError, "must map input names"),
+    (lambda: request.parse_predict_request("{}", {"x": "DT_NOPE"}), TypeError,
+     "signature_inputs['x'] must be a TensorFlow DataType"),
+    (lambda: response.make_predict_response({"y": np.zeros(1)}, "rows"), ValueError,
+     "form must be"),
+    (lambda: response.make_predict_response([np.zeros(1)], "row"), TypeError,
+     "outputs must be a dict"),
+    (lambda: response.make_classify_response(), ValueError, "got neither"),
+    (lambda: response.make_classify_response([[b"a"]], [[0.1, 0.2]]), ValueError, "same shape"),
+    (lambda: response.make_regress_response(np.zeros((2, 2))), ValueError, "[batch, 1]"),
+])
+def test_misuse_is_named(call, error, message):
+    with pytest.raises(error) as raised:
+        call()
+    assert message in str(raised.value)
+
+
+def test_columnar_scalar_and_row_examples_as_documented():
+    assert client.encode_predict_request(np.array([[1.0], [2.0]], np.float32)) == (
+        '{"instances": [[1.0],[2.0]]}')
+    assert client.encode_predict_request({"x": np.float32(0.5)}, form="columnar") == (
+        '{"inputs": {"x": 0.5}}')
+    assert math.isnan(client.decode_predict_response('{"outputs": NaN}'))

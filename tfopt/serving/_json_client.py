@@ -198,8 +198,8 @@ def decode_predict_response(body, output_dtypes=None):
       JsonTensorError: the server's ``{"error": ...}`` message, or a body that
         is not a predict response.
     """
-    document = _json_document(body)
     types = _output_types(output_dtypes)
+    document = _json_document(body)
     if "predictions" in document:
         rows = document["predictions"]
         if not isinstance(rows, list):
