@@ -9,7 +9,10 @@ from tests.serving.conftest import INPUT
 from tests.serving.conftest import OUTPUT
 from tests.serving.conftest import digits_logs  # noqa: F401  (a fixture)
 from tests.serving.conftest import write_log
-from tfopt.cli import monitor
+# First: tfopt-kit defines --output_dir with flags.DEFINE_string, which fails once another tool
+# has defined it; tfopt-monitor shares whichever definition exists.
+from tfopt.cli import kit  # noqa: F401  pylint: disable=unused-import
+from tfopt.cli import monitor  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

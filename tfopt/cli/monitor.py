@@ -26,6 +26,7 @@ from absl import flags
 from tfopt.cli import _app
 from tfopt.cli import _flags
 from tfopt.cli import _inputs
+from tfopt.serving import _drift
 
 DRIFT = 3
 
@@ -35,14 +36,15 @@ _LOGS = flags.DEFINE_string(
 _REFERENCE = flags.DEFINE_string(
     "reference", None, "An .npz file of reference inputs: x_train, or arrays named after the "
     "model's inputs; optionally y_train or predictions for prediction drift (required).")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where report.md, report.json and the "
-                                  "plots go (required).")
+# Shared with tfopt-kit, which gives it a default: required here means given on the command line.
+_OUTPUT_DIR = _flags.shared_string("output_dir", "Where report.md, report.json and the plots go "
+                                   "(required).", __name__)
 _PSI_THRESHOLD = flags.DEFINE_float(
-    "psi_threshold", 0.25, "PSI above which a feature or the class shares drift (0.1 moderate, "
+    "psi_threshold", _drift.PSI_SIGNIFICANT, "PSI above which a feature or the class shares drift (0.1 moderate, "
     "0.25 significant).")
-_KS_THRESHOLD = flags.DEFINE_float("ks_threshold", 0.2, "Kolmogorov-Smirnov distance above "
+_KS_THRESHOLD = flags.DEFINE_float("ks_threshold", _drift.KS_DEFAULT, "Kolmogorov-Smirnov distance above "
                                    "which a feature drifts, in (0, 1).")
-_TOP_K = flags.DEFINE_integer("top_k", 10, "How many elements of each input the report "
+_TOP_K = flags.DEFINE_integer("top_k", _drift.TOP_K, "How many elements of each input the report "
                               "lists, highest PSI first.")
 _MODEL_NAME = _flags.shared_string(
     "model_name", "The model's name in TF Serving, e.g. 'digits' (tfopt-monitor: the model "
@@ -79,7 +81,8 @@ def _validate_flags(argv):
         raise _app.UsageError(f"unexpected arguments {argv[1:]}; every input is a flag, "
                               "e.g. --logs='logs/*'.")
     missing = [name for name, holder in (("--logs", _LOGS), ("--reference", _REFERENCE),
-                                         ("--output_dir", _OUTPUT_DIR)) if not holder.value]
+                                         ("--output_dir", _OUTPUT_DIR))
+               if not (holder.value and flags.FLAGS[holder.name].present)]
     if missing:
         raise _app.UsageError(f"{' and '.join(missing)} must be given. See tfopt-monitor "
                               "--help.")
