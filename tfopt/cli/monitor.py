@@ -40,12 +40,14 @@ _REFERENCE = flags.DEFINE_string(
 _OUTPUT_DIR = _flags.shared_string("output_dir", "Where report.md, report.json and the plots go "
                                    "(required).", __name__)
 _PSI_THRESHOLD = flags.DEFINE_float(
-    "psi_threshold", _drift.PSI_SIGNIFICANT, "PSI above which a feature or the class shares drift (0.1 moderate, "
-    "0.25 significant).")
-_KS_THRESHOLD = flags.DEFINE_float("ks_threshold", _drift.KS_DEFAULT, "Kolmogorov-Smirnov distance above "
-                                   "which a feature drifts, in (0, 1).")
-_TOP_K = flags.DEFINE_integer("top_k", _drift.TOP_K, "How many elements of each input the report "
-                              "lists, highest PSI first.")
+    "psi_threshold", _drift.PSI_SIGNIFICANT, "PSI above which a feature or the class shares "
+    "drift (0.1 moderate, 0.25 significant).")
+_KS_THRESHOLD = flags.DEFINE_float(
+    "ks_threshold", _drift.KS_DEFAULT, "Kolmogorov-Smirnov distance above which a feature "
+    "drifts, in (0, 1).")
+_TOP_K = flags.DEFINE_integer(
+    "top_k", _drift.TOP_K, "How many elements of each input the report lists, highest PSI "
+    "first.")
 _MODEL_NAME = _flags.shared_string(
     "model_name", "The model's name in TF Serving, e.g. 'digits' (tfopt-monitor: the model "
     "whose requests to read when the logs mix several).", __name__)

@@ -58,8 +58,9 @@ def markdown(report, plots=()):
     for name, drift in report["inputs"].items():
         lines += [f"### `{name}`: {'drifted' if drift['drifted'] else 'stable'}", "",
                   f"{drift['rows']} logged rows against {drift['reference_rows']} reference "
-                  f"rows; {drift['elements']} elements per example, the {len(drift['top_elements'])}"
-                  " with the highest PSI listed after the per-example summaries.", "",
+                  f"rows; {drift['elements']} elements per example, the "
+                  f"{len(drift['top_elements'])} with the highest PSI listed after the "
+                  "per-example summaries.", "",
                   "| feature | PSI | KS | drifted |", "|---|---|---|---|"]
         for feature in drift["summary"] + drift["top_elements"]:
             lines.append(f"| {feature['name']} | {feature['psi']:.4f} | {feature['ks']:.4f} | "
