@@ -143,7 +143,8 @@ def _inferred_type(values):
     return jt.FLOAT
 
 
-def _array(value, number=None):
+def decode_tensor(value, number=None):
+    """A JSON tensor of a response as a numpy array of DataType `number` (None: inferred)."""
     shape = []
     probe = value
     while isinstance(probe, list):
@@ -172,7 +173,8 @@ def _output_types(output_dtypes):
     return lambda alias: number
 
 
-def _json_document(body):
+def json_document(body):
+    """The parsed response body; raises JsonTensorError with the server's ``{"error": ...}``."""
     document = jt.parse_json(body)
     if "error" in document:
         raise jt.JsonTensorError(str(document["error"]))
@@ -199,7 +201,7 @@ def decode_predict_response(body, output_dtypes=None):
         is not a predict response.
     """
     types = _output_types(output_dtypes)
-    document = _json_document(body)
+    document = json_document(body)
     if "predictions" in document:
         rows = document["predictions"]
         if not isinstance(rows, list):
@@ -209,13 +211,13 @@ def decode_predict_response(body, output_dtypes=None):
                 if not isinstance(row, dict) or set(row) != set(rows[0]):
                     raise jt.JsonTensorError(f"prediction {index} does not have the outputs "
                                              f"{sorted(rows[0])} of prediction 0")
-            return {alias: _array([row[alias] for row in rows], types(alias))
+            return {alias: decode_tensor([row[alias] for row in rows], types(alias))
                     for alias in rows[0]}
-        return _array(rows, types(None))
+        return decode_tensor(rows, types(None))
     if "outputs" in document:
         outputs = document["outputs"]
         if isinstance(outputs, dict) and not jt.is_b64(outputs):
-            return {alias: _array(value, types(alias)) for alias, value in outputs.items()}
-        return _array(outputs, types(None))
+            return {alias: decode_tensor(value, types(alias)) for alias, value in outputs.items()}
+        return decode_tensor(outputs, types(None))
     raise jt.JsonTensorError(f"the response has neither 'predictions' nor 'outputs': "
                              f"keys {sorted(document)}")
