@@ -79,7 +79,23 @@ def test_what_cannot_be_measured_is_a_warning(digits_logs, tmp_path):
     assert any("Only 50 logged rows" in w for w in report["warnings"])
 
 
+def test_logged_rows_with_nan_are_left_out_and_text_inputs_skipped(digits_logs):
+    log = _request_logs.read(digits_logs["none"])
+    reference, classes, _ = _monitor.load_reference(digits_logs["reference"], log.inputs)
+    log.inputs[INPUT][[3, 7], 0, 0, 0] = [np.nan, np.inf]
+    log.inputs["text"] = np.array([b"a", b"b"])
+    report, samples = _monitor.measure(log, {**reference, "text": np.array([b"c"])}, classes)
+    assert report["inputs"][INPUT]["rows"] == 358 and len(samples[INPUT][1]) == 358
+    assert "text" not in report["inputs"] and report["drift"] is False
+    assert any("2 of 360 logged rows of input 'input_1' hold NaN" in w for w in report["warnings"])
+    assert any("Input 'text' holds |S1 values, not numbers" in w for w in report["warnings"])
+
+
 @pytest.mark.parametrize("arrays, message", [
+    ({"x_train": np.full((3, 8, 8, 1), np.nan)}, "must be finite numbers, at least one row; they "
+                                                 "are 3 rows of dtype float64 with NaN"),
+    ({"x_train": np.zeros((0, 8, 8, 1))}, "they are 0 rows"),
+    ({"x_train": np.zeros((3, 8, 8, 1)), "y_train": np.array([])}, "classes .* are empty"),
     ({"images": np.zeros((3, 8, 8, 1))}, r"holds \['images'\]; the logged requests have the "
                                         r"inputs \['input_1'\]"),
     ({"x_train": np.zeros((3, 28, 28, 1))}, r"shape \(28, 28, 1\), the logged ones \(8, 8, 1\)"),

@@ -82,11 +82,11 @@ def measure(log, reference, reference_classes=None, psi_threshold=_drift.PSI_SIG
               "latency": {"available": False, "reason": NO_LATENCY}, "warnings": []}
     samples = {}
     for name, current in sorted(log.inputs.items()):
-        ref = np.asarray(reference[name])
-        if ref.shape[1:] != current.shape[1:]:
-            raise ValueError(f"The reference examples of input {name!r} have shape "
-                             f"{ref.shape[1:]}, the logged ones {current.shape[1:]}; give "
-                             "reference data shaped like the requests.")
+        checked = _finite_rows(name, current, report["warnings"])
+        if checked is None:
+            continue
+        ref = _validate_reference_input(name, reference[name], current)
+        current = checked
         summary, top, elements = _drift.input_drift(ref, current, psi_threshold, ks_threshold,
                                                     top_k)
         drifted = any(d.drifted for d in summary + top)
@@ -103,6 +103,36 @@ def measure(log, reference, reference_classes=None, psi_threshold=_drift.PSI_SIG
                 "KS mostly measure sampling noise.")
     report["predictions"] = _prediction_drift(log, reference_classes, psi_threshold, report)
     return report, samples
+
+
+def _validate_reference_input(name, ref, current):
+    ref = np.asarray(ref)
+    if ref.shape[1:] != current.shape[1:]:
+        raise ValueError(f"The reference examples of input {name!r} have shape "
+                         f"{ref.shape[1:]}, the logged ones {current.shape[1:]}; give "
+                         "reference data shaped like the requests.")
+    if ref.dtype.kind not in "biuf" or not np.all(np.isfinite(ref)) or not len(ref):
+        raise ValueError(f"The reference examples of input {name!r} must be finite numbers, at "
+                         f"least one row; they are {len(ref)} rows of dtype {ref.dtype}"
+                         f"{'' if ref.dtype.kind not in 'biuf' else ' with NaN or infinity'}.")
+    return ref
+
+
+def _finite_rows(name, current, warnings):
+    """The logged rows of numbers without NaN or infinity, or None when none are left.
+
+    Served inputs may hold them (a client bug is worth knowing about), so they
+    are counted in a warning rather than failing the whole report.
+    """
+    if current.dtype.kind not in "biuf":
+        warnings.append(f"Input {name!r} holds {current.dtype} values, not numbers; its drift "
+                        "is not measured.")
+        return None
+    finite = np.all(np.isfinite(current.reshape(len(current), -1)), axis=1)
+    if not finite.all():
+        warnings.append(f"{int((~finite).sum())} of {len(current)} logged rows of input "
+                        f"{name!r} hold NaN or infinity; drift is measured without them.")
+    return current[finite] if finite.any() else None
 
 
 def _prediction_drift(log, reference_classes, psi_threshold, report):
@@ -151,6 +181,9 @@ def _as_classes(values):
     if values is None:
         return None
     values = np.asarray(values)
+    if values.size == 0:
+        raise ValueError("The reference's classes (predictions or y_train) are empty; give one "
+                         "per reference example, or leave them out.")
     if values.ndim == 2 and values.shape[1] > 1:
         return np.argmax(values, axis=1)
     values = values.reshape(len(values))
