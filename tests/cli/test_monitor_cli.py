@@ -98,7 +98,7 @@ def _bad_files(directory):
     (["--logs={dir}/text.log", "--reference={ref}", "--output_dir={out}"],
      "is not a TFRecord file of PredictionLog: record 0"),
     (["--logs={none}", "--reference={ref}", "--output_dir={out}", "--model_name=other"],
-     "no predict record of model 'other'"),
+     "no predict, classify or regress record of model 'other'"),
     (["--logs={none}", "--reference={dir}/missing.npz", "--output_dir={out}"],
      "missing.npz' does not exist"),
     (["--logs={none}", "--reference={dir}/text.npz", "--output_dir={out}"],

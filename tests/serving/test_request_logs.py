@@ -42,12 +42,12 @@ def test_outputs_come_from_the_records_that_logged_a_response(tmp_path):
 def test_other_kinds_of_records_are_counted_and_skipped(tmp_path):
     x, y = _data(4)
     path = write_log(tmp_path / "a.log", x, y)
-    classify = prediction_log_pb2.PredictionLog()
-    classify.classify_log.request.model_spec.name = "digits"
+    multi = prediction_log_pb2.PredictionLog()
+    multi.multi_inference_log.request.input.example_list.SetInParent()
     with tf.io.TFRecordWriter(str(tmp_path / "b.log")) as writer:
-        writer.write(classify.SerializeToString())
+        writer.write(multi.SerializeToString())
     log = _request_logs.read(str(tmp_path / "*.log"))
-    assert log.skipped == {"classify_log": 1} and log.records == 1
+    assert log.skipped == {"multi_inference_log": 1} and log.records == 1
     assert log.files == [path, str(tmp_path / "b.log")]
 
 
@@ -59,6 +59,77 @@ def test_a_model_is_chosen_from_mixed_logs(tmp_path):
     np.testing.assert_array_equal(log.inputs[INPUT], x[4:])
     with pytest.raises(ValueError, match=r"mix the models \['digits', 'other'\]; choose one"):
         _request_logs.read(str(tmp_path / "*.log"))
+
+
+def _example(**features):
+    example = tf.train.Example()
+    for key, values in features.items():
+        feature = example.features.feature[key]
+        if isinstance(values[0], float):
+            feature.float_list.value.extend(values)
+        elif isinstance(values[0], int):
+            feature.int64_list.value.extend(values)
+        else:
+            feature.bytes_list.value.extend(values)
+    return example
+
+
+def _example_log(kind, examples, context=None, results=()):
+    """A classify_log or regress_log record; `results` are score lists or regressed values."""
+    log = prediction_log_pb2.PredictionLog()
+    entry = getattr(log, kind)
+    entry.request.model_spec.name = "houses"
+    target = (entry.request.input.example_list_with_context if context
+              else entry.request.input.example_list)
+    target.examples.extend(examples)
+    if context:
+        target.context.CopyFrom(context)
+    for result in results:
+        if kind == "classify_log":
+            classes = entry.response.result.classifications.add().classes
+            for i, score in enumerate(result):
+                classes.add(label=str(i), score=score)
+        else:
+            entry.response.result.regressions.add(value=result)
+    return log
+
+
+def _write_logs(path, logs):
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for log in logs:
+            writer.write(log.SerializeToString())
+
+
+def test_classify_and_regress_records_become_feature_rows_and_scores(tmp_path):
+    context = _example(city=[b"Lyon"], rooms=[9])
+    _write_logs(tmp_path / "a.log", [
+        _example_log("classify_log", [_example(area=[50.0, 2.0], rooms=[2]),
+                                      _example(area=[80.0, 1.0])],
+                     context=context, results=[[0.25, 0.75], [0.5, 0.5]]),
+        _example_log("regress_log", [_example(area=[20.0, 3.0], rooms=[1])], results=[1.5]),
+    ])
+    log = _request_logs.read(str(tmp_path / "a.log"))
+    assert (log.model_name, log.records, log.responses) == ("houses", 2, 2)
+    np.testing.assert_array_equal(log.inputs["area"], [[50, 2], [80, 1], [20, 3]])
+    # The example's own feature overrides the context's; bytes features are left out.
+    np.testing.assert_array_equal(log.inputs["rooms"], [[2], [9], [1]])
+    assert "city" not in log.inputs
+    np.testing.assert_array_equal(log.outputs["scores"], [[0.25, 0.75], [0.5, 0.5]])
+    np.testing.assert_array_equal(log.outputs["outputs"], [1.5])
+
+
+@pytest.mark.parametrize("logs, message", [
+    ([_example_log("classify_log", [_example(area=[1.0]), _example(area=[1.0, 2.0])])],
+     "Feature 'area' has a different number of values in some examples of record 0"),
+    ([_example_log("regress_log", [_example(area=[1.0]), _example(rooms=[1])])],
+     r"Feature .area. has a different number .* \(or is missing from some\)"),
+    ([_example_log("classify_log", [_example(area=[1.0])] * 2, results=[[0.5], [0.2, 0.8]])],
+     "lists a different number of classes per example"),
+])
+def test_examples_that_do_not_line_up_raise(tmp_path, logs, message):
+    _write_logs(tmp_path / "a.log", logs)
+    with pytest.raises(ValueError, match=message):
+        _request_logs.read(str(tmp_path / "a.log"))
 
 
 def _write_bytes(path, payload):
@@ -93,9 +164,10 @@ def _other_shape(path):
      r"Record 0 of '.*f' is not a PredictionLog"),
     (_truncated, "f", {}, ValueError, r"record 2 is damaged .*truncated record"),
     (lambda p: write_log(p, *_data(4)), "f", {"model_name": "other"}, ValueError,
-     r"no predict record of model 'other': they hold predict records of \['digits'\]"),
+     r"no predict, classify or regress record of model 'other': they hold records of "
+     r"\['digits'\]"),
     (lambda p: _tfrecord_of(p, b""), "f", {}, ValueError,
-     r"no predict record: they hold no predict record and \{'empty': 1\}"),
+     r"regress record: they hold none, and \{'empty': 1\} records of other kinds"),
     (_other_shape, "f*", {}, ValueError, r"has shape \(28, 28, 1\) per row in record 0"),
 ])
 def test_bad_logs_raise_naming_the_file_and_record(tmp_path, make, pattern, kwargs, error,

@@ -4,12 +4,11 @@ TF Serving logs a sampled share of requests (``logging_config`` in
 models.config) as TFRecord files of ``tensorflow.serving.PredictionLog``, the
 format its warmup files use too (`tfopt.export._warmup`). Each record holds one
 request, usually its response, and ``log_metadata`` (the model spec, the
-sampling config, a timestamp in seconds). This module reads the predict logs of
-one model into numpy rows per input and output tensor, so drift can be measured
+sampling config, a timestamp in seconds). This module reads the predict,
+classify and regress logs of one model into numpy rows per input and output
+(classify and regress ones through `_example_logs`), so drift can be measured
 on them. The logs carry no request latency, so none can be reported from them.
-
-Classify, regress and multi-inference logs carry `tf.Example`s rather than
-tensors; they are counted and skipped.
+Multi-inference, session-run and streamed logs are counted and skipped.
 """
 
 import dataclasses
@@ -22,21 +21,25 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
+from tfopt.serving import _example_logs
+
+READ_KINDS = ("predict_log", "classify_log", "regress_log")
+
 
 @dataclasses.dataclass
 class RequestLog:
-    """The predict requests of one model read from request logs.
+    """The requests of one model read from request logs.
 
     Attributes:
       model_name: the model the requests were sent to.
-      inputs: ``{input tensor name: array}``, the request rows of every predict
-        record, batch dimension first.
+      inputs: ``{input tensor or feature name: array}``, the request rows of
+        every record, batch dimension first.
       outputs: ``{output alias: array}``, the response rows of the records that
         logged a response (TF Serving may log a request without it).
       files: the files read, sorted.
-      records: the predict records read.
+      records: the predict, classify and regress records read.
       responses: how many of them logged a response.
-      skipped: ``{log kind: count}`` of the records that are not predict logs.
+      skipped: ``{log kind: count}`` of the records of other kinds.
       versions: the model versions the log metadata names (empty if none do).
       signatures: the signature names the requests used.
       timestamps: seconds since the epoch of the records whose metadata has one.
@@ -54,7 +57,7 @@ class RequestLog:
 
 
 def read(pattern, model_name=None):
-    """Reads the predict records of request logs matching the glob `pattern`.
+    """Reads the predict, classify and regress records of logs matching the glob `pattern`.
 
     Args:
       pattern: a file name or glob, e.g. ``"logs/prediction_log*"``.
@@ -68,8 +71,8 @@ def read(pattern, model_name=None):
       FileNotFoundError: no file matches `pattern`.
       ValueError: a file is not a TFRecord file of PredictionLog (the file and
         record are named), the logs mix models and `model_name` is None, no
-        predict record of the model is found, or an input's shape changes
-        between records.
+        record of the model is found, or an input's shape changes between
+        records.
     """
     files = _validate_files(pattern)
     by_model = {}
@@ -77,10 +80,11 @@ def read(pattern, model_name=None):
     for path in files:
         for index, log in _records(path):
             kind = log.WhichOneof("log_type")
-            if kind != "predict_log":
+            if kind not in READ_KINDS:
                 skipped[kind or "empty"] = skipped.get(kind or "empty", 0) + 1
                 continue
-            name = log.predict_log.request.model_spec.name or log.log_metadata.model_spec.name
+            name = (getattr(log, kind).request.model_spec.name
+                    or log.log_metadata.model_spec.name)
             by_model.setdefault(name, []).append((path, index, log))
     model_name = _validate_model(by_model, model_name, pattern, skipped)
     return _collect(model_name, by_model[model_name], files, skipped)
@@ -175,11 +179,11 @@ def _validate_model(by_model, model_name, pattern, skipped):
             return next(iter(by_model))
     elif model_name in by_model:
         return model_name
-    found = f"predict records of {sorted(by_model)}" if by_model else "no predict record"
-    other = f" and {skipped} other records" if skipped else ""
+    found = f"records of {sorted(by_model)}" if by_model else "none"
+    other = f", and {skipped} records of other kinds" if skipped else ""
     wanted = f" of model {model_name!r}" if model_name is not None else ""
-    raise ValueError(f"The logs matching {pattern!r} hold no predict record{wanted}: they hold "
-                     f"{found}{other}.")
+    raise ValueError(f"The logs matching {pattern!r} hold no predict, classify or regress "
+                     f"record{wanted}: they hold {found}{other}.")
 
 
 def _collect(model_name, entries, files, skipped):
@@ -187,12 +191,13 @@ def _collect(model_name, entries, files, skipped):
     versions, signatures, timestamps = set(), set(), []
     with_response = 0
     for path, index, log in entries:
-        request, response = log.predict_log.request, log.predict_log.response
         where = f"record {index} of {path!r}"
-        _append(inputs, request.inputs, where)
-        if response.outputs:
+        request = getattr(log, log.WhichOneof("log_type")).request
+        request_rows, response_rows = _tensors(log, where)
+        _append(inputs, request_rows, where)
+        if response_rows:
             with_response += 1
-            _append(outputs, response.outputs, where)
+            _append(outputs, response_rows, where)
         spec = request.model_spec if request.model_spec.name else log.log_metadata.model_spec
         if spec.HasField("version"):
             versions.add(spec.version.value)
@@ -208,10 +213,18 @@ def _collect(model_name, entries, files, skipped):
         signatures=sorted(signatures), timestamps=timestamps)
 
 
-def _append(rows, tensors, where):
-    """Adds each tensor of a request or response to ``rows[name]``, checking its shape."""
-    for key, proto in tensors.items():
-        array = tf.make_ndarray(proto)
+def _tensors(log, where):
+    """``({input: array}, {output: array})`` of one record (outputs empty without a response)."""
+    if log.WhichOneof("log_type") != "predict_log":
+        return _example_logs.tensors(log, where)
+    entry = log.predict_log
+    return tuple({key: tf.make_ndarray(proto) for key, proto in tensors.items()}
+                 for tensors in (entry.request.inputs, entry.response.outputs))
+
+
+def _append(rows, arrays, where):
+    """Adds each array of a request or response to ``rows[name]``, checking its shape."""
+    for key, array in arrays.items():
         if array.ndim == 0:  # a rank-0 request (REST columnar scalar): one row
             array = array.reshape(1)
         previous = rows.setdefault(key, [])
