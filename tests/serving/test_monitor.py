@@ -50,6 +50,15 @@ def test_classes_without_traffic_make_prediction_drift(digits_logs):
     assert sum(logged[5:]) == 0 and report["predictions"][OUTPUT]["psi"] > 1
 
 
+def test_a_large_reference_is_subsampled_with_a_fixed_seed(digits_logs, monkeypatch):
+    monkeypatch.setattr(_monitor, "MAX_REFERENCE_ROWS", 500)
+    first, _ = _measure(digits_logs, "brighter")
+    second, _ = _measure(digits_logs, "brighter")
+    drift = first["inputs"][INPUT]
+    assert (drift["reference_rows"], drift["reference_rows_given"]) == (500, 1437)
+    assert drift == second["inputs"][INPUT] and drift["drifted"]
+
+
 def test_latency_is_reported_as_not_in_the_logs(digits_logs):
     report, _ = _measure(digits_logs, "none")
     assert report["latency"] == {"available": False, "reason": _monitor.NO_LATENCY}
