@@ -176,3 +176,16 @@ def test_bad_logs_raise_naming_the_file_and_record(tmp_path, make, pattern, kwar
         make(str(tmp_path / "f"))
     with pytest.raises(error, match=message):
         _request_logs.read(str(tmp_path / pattern) if pattern else pattern, **kwargs)
+
+
+def test_reads_the_warmup_files_tfopt_export_writes(tmp_path):
+    """Warmup files are request logs too: the same PredictionLog records, without responses."""
+    from tfopt.export import _warmup  # pylint: disable=import-outside-toplevel
+    x, _ = _data(5)
+    path = str(tmp_path / "tf_serving_warmup_requests")
+    records = _warmup.write(path, {INPUT: x}, "digits")
+    log = _request_logs.read(path)
+    # Each example alone, then all five in one batch.
+    np.testing.assert_array_equal(log.inputs[INPUT], np.concatenate([x, x]))
+    assert (log.records, log.responses, log.outputs) == (records, 0, {})
+    assert log.signatures == ["serving_default"]
