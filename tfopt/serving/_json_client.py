@@ -14,27 +14,28 @@ import numpy as np
 
 from tfopt.serving import _json_tensor as jt
 from tfopt.serving._json_request import COLUMNAR, ROW
-from tfopt.serving._json_writer import format_decimal
 
 
-def _element_text(kind):
-    """A function writing one numpy scalar of dtype `kind` as JSON the server reads exactly."""
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def _element_texts(array):
+    """The JSON text of each element of `array` (flattened), read back exactly by the server."""
+    kind = array.dtype
     if kind.kind == "f":
-        width = np.float64 if kind == np.float64 else np.float32
-        return lambda value: format_decimal(value, width)
+        # numpy's str() of a float32/float64 is its shortest round-trip form, done in C.
+        width = np.float32 if kind.itemsize <= 4 else np.float64
+        texts = array.astype(width).ravel().astype(str).tolist()
+        return [_NON_FINITE.get(text, text) for text in texts]
     if kind.kind in "iu":
-        return lambda value: str(int(value))
+        return array.ravel().astype(str).tolist()
     if kind.kind == "b":
-        return lambda value: "true" if value else "false"
-    if kind.kind in "SO":
+        return ["true" if value else "false" for value in array.ravel().tolist()]
+    if kind.kind in "SOU":
         # Bytes travel as b64 so any byte survives; str elements as JSON strings.
-        def text(value):
-            if isinstance(value, str):
-                return json.dumps(value, ensure_ascii=False)
-            return '{"b64": "%s"}' % base64.b64encode(bytes(value)).decode("ascii")
-        return text
-    if kind.kind == "U":
-        return lambda value: json.dumps(str(value), ensure_ascii=False)
+        return [json.dumps(value, ensure_ascii=False) if isinstance(value, str) else
+                '{"b64": "%s"}' % base64.b64encode(bytes(value)).decode("ascii")
+                for value in array.ravel().tolist()]
     raise TypeError(f"inputs of dtype {kind} cannot be sent as JSON; TF Serving's JSON carries "
                     "float, int, uint, bool and string/bytes tensors. Cast the array first.")
 
@@ -42,10 +43,9 @@ def _element_text(kind):
 def tensor_text(array, kind=None):
     """A numpy array (of dtype `kind`, default its own) as a JSON value: nested lists or a scalar."""
     array = np.asarray(array, dtype=kind)
-    write = _element_text(array.dtype)
+    pieces = _element_texts(array)
     if array.size == 0:
         return json.dumps(np.empty(array.shape).tolist())
-    pieces = [write(value) for value in array.ravel()]
     for size in reversed(array.shape):
         pieces = ["[" + ",".join(pieces[start:start + size]) + "]"
                   for start in range(0, len(pieces), size)]
@@ -64,7 +64,7 @@ def _validate_inputs(inputs, form):
         if named and not isinstance(name, str):
             raise TypeError(f"input names must be strings; got {name!r} in inputs.")
         arrays[name] = np.asarray(array)
-        _element_text(arrays[name].dtype)
+        _element_texts(arrays[name].reshape(-1)[:1])  # a dtype JSON cannot carry fails here
     if form == ROW:
         sizes = {name: (array.shape[0] if array.ndim else None) for name, array in arrays.items()}
         if None in sizes.values() or 0 in sizes.values() or len(set(sizes.values())) > 1:

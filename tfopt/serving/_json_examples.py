@@ -58,8 +58,8 @@ def _add_value(value, name, feature):
         kind, item = "bytes_list", None
     elif isinstance(value, str):
         kind, item = "bytes_list", value.encode("utf-8", "surrogateescape")
-    elif isinstance(value, float):
-        kind, item = "float_list", value
+    elif isinstance(value, float) or value < -(2**63) or value > 2**64 - 1:
+        kind, item = "float_list", jt.as_double(value)  # rapidjson reads these as doubles
     elif value > 2**63 - 1:
         kind, item = "int64_list", None
     else:

@@ -13,6 +13,8 @@ import dataclasses
 
 import numpy as np
 
+import numpy as np
+
 from tfopt.serving import _json_tensor as jt
 from tfopt.serving._json_writer import debug_string
 
@@ -70,10 +72,14 @@ def _fill(value, level, shape, number, out):
 
 
 def _tensor(value, number):
+    """`value` as a flat array of DataType `number`, and its shape."""
     shape = _dense_shape(value)
-    values = []
-    _fill(value, 0, shape, number, values)
-    return values, shape
+    array = jt.fast_array(value, shape, number)
+    if array is None:
+        values = []
+        _fill(value, 0, shape, number, values)
+        array = jt.to_array(values, [len(values)], number)
+    return array.reshape(-1), shape
 
 
 def _is_named(value):
@@ -92,6 +98,11 @@ def _rows(instances, infos):
                                  "multiple input tensors required as per tensorinfo_map")
     named = _is_named(instances[0])
     names = sorted(infos)
+    if not named and len(infos) == 1:
+        # Equal shapes per row is one rectangular tensor: convert it in one pass when possible.
+        whole = jt.fast_array(instances, _dense_shape(instances), infos[names[0]])
+        if whole is not None:
+            return {names[0]: whole}
     columns, shapes = {}, {}
 
     def add(item, name):
@@ -107,7 +118,7 @@ def _rows(instances, infos):
             raise jt.JsonTensorError(
                 f"Expecting shape [{','.join(map(str, shapes[name][1]))}] but got: "
                 f"[{','.join(map(str, shape))}]")
-        columns.setdefault(name, []).extend(values)
+        columns.setdefault(name, []).append(values)
 
     for index, element in enumerate(instances):
         if named:
@@ -135,8 +146,8 @@ def _rows(instances, infos):
                 raise jt.JsonTensorError(
                     f"Failed to process element: {index} of 'instances' list. "
                     f"Error: {_status(error)}", error.code) from None
-    return {name: jt.to_array(values, [len(instances)] + shapes[name][1], infos[name])
-            for name, values in columns.items()}
+    return {name: np.concatenate(chunks).reshape([len(instances)] + shapes[name][1])
+            for name, chunks in columns.items()}
 
 
 def _columns(inputs, infos):
@@ -151,7 +162,7 @@ def _columns(inputs, infos):
         if name not in inputs:
             raise jt.JsonTensorError(f"Missing named input: {name} in 'inputs' object.")
         values, shape = _tensor(inputs[name], infos[name])
-        tensors[name] = jt.to_array(values, shape, infos[name])
+        tensors[name] = values.reshape(shape)
     return tensors
 
 
