@@ -30,6 +30,21 @@ def test_rows_of_every_file_and_record_come_back_in_order(tmp_path):
     assert (log.versions, log.signatures, log.skipped) == ([3], ["serving_default"], {})
 
 
+def test_the_version_comes_from_the_metadata_when_the_request_asked_for_the_latest(tmp_path):
+    x, y = _data(4)
+    path = write_log(tmp_path / "a.log", x, y)
+    logs = []
+    for raw in tf.data.TFRecordDataset(path).as_numpy_iterator():
+        log = prediction_log_pb2.PredictionLog.FromString(raw)
+        log.log_metadata.model_spec.version.value = 7  # as TF Serving's response names it
+        log.log_metadata.timestamp_secs = 1700000000
+        logs.append(log)
+    with tf.io.TFRecordWriter(path) as writer:
+        writer.write(logs[0].SerializeToString())
+    log = _request_logs.read(path)
+    assert (log.versions, log.timestamps) == ([7], [1700000000])
+
+
 def test_outputs_come_from_the_records_that_logged_a_response(tmp_path):
     x, y = _data(8)
     write_log(tmp_path / "a.log", x, y)

@@ -198,9 +198,12 @@ def _collect(model_name, entries, files, skipped):
         if response_rows:
             with_response += 1
             _append(outputs, response_rows, where)
-        spec = request.model_spec if request.model_spec.name else log.log_metadata.model_spec
-        if spec.HasField("version"):
-            versions.add(spec.version.value)
+        # A request may leave the version out (the latest); the metadata's spec, when it has
+        # one, may name the version that answered, so it comes first.
+        metadata, asked = log.log_metadata.model_spec, request.model_spec
+        spec = metadata if metadata.name or metadata.HasField("version") else asked
+        if spec.HasField("version") or asked.HasField("version"):
+            versions.add((spec if spec.HasField("version") else asked).version.value)
         signatures.add(spec.signature_name or "serving_default")
         if log.log_metadata.timestamp_secs:
             timestamps.append(log.log_metadata.timestamp_secs)
