@@ -15,7 +15,7 @@ from tfopt.serving import _json_client as client
 from tfopt.serving import _json_request as request
 from tfopt.serving import _json_response as response
 from tfopt.serving._json_tensor import JsonTensorError
-from tfopt.serving._json_writer import format_decimal
+from tfopt.serving._json_writer import debug_string, format_decimal, format_double
 
 I32, I64, F32, F64, STR = "DT_INT32", "DT_INT64", "DT_FLOAT", "DT_DOUBLE", "DT_STRING"
 MULTI = {"int_tensor": I32, "str_tensor": STR, "float_tensor": F32, "dbl_tensor": F64}
@@ -283,6 +283,26 @@ def test_double_uses_17_digits():
     assert format_decimal(0.1, np.float64) == "0.1"
     assert format_decimal(1 / 3, np.float64) == "0.33333333333333331"
     assert format_decimal(2.0**60, np.float64) == "1.152921504606847e+18"
+
+
+@pytest.mark.parametrize("value, text", [
+    (1.0, "1.0"), (1e308, "1e308"), (1.5e-7, "1.5e-7"), (1e-6, "0.000001"), (0.001234, "0.001234"),
+    (12340000000.0, "12340000000.0"), (1e16, "10000000000000000.0"), (1e21, "1e21"),
+    (1.2345e22, "1.2345e22"), (-2.5, "-2.5"), (-0.0, "-0.0"), (5e-324, "5e-324"),
+])
+def test_values_quoted_in_errors_as_rapidjson_writes_doubles(value, text):
+    assert format_double(value) == text
+
+
+def test_quoted_values_are_cut_as_tf_serving_cuts_them():
+    # JsonWriterWithLimit stops at 256 bytes; rapidjson's Writer stops at a NaN.
+    assert debug_string(list(range(1000))).startswith("[0, 1, 2")
+    assert 256 <= len(debug_string(list(range(1000)))) < 270
+    assert debug_string([1.5, float("nan"), 2]) == "[1.5"
+    with pytest.raises(JsonTensorError) as raised:
+        request.parse_predict_request('{"instances": [], "x": [1e-7, "a"]}', {"x": F32})
+    assert raised.value.message == ('JSON Value: {\n    "instances": [],\n    "x": [1e-7, "a"]\n} '
+                                    "No values in 'instances' array")
 
 
 def test_half_plus_two_answer_is_byte_exact():

@@ -125,6 +125,41 @@ class PrettyWriter:
         self._put("]" if is_array else "}")
 
 
+def format_double(value):
+    """`value` as rapidjson's Writer::Double writes it (Grisu2 digits, then ``Prettify``).
+
+    ``1e308``, ``1e-7``, ``12340000000.0``, ``0.001234``: Python's repr differs
+    in the exponent form (``1e+308``, ``1e-07``) and switches to it earlier.
+    """
+    if value == 0:
+        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
+    sign = "-" if value < 0 else ""
+    mantissa, _, exponent = repr(abs(value)).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    # value = int(digits) * 10**k, with no leading or trailing zeros in digits.
+    digits = (whole + fraction).lstrip("0")
+    stripped = digits.rstrip("0")
+    k = int(exponent or 0) - len(fraction) + len(digits) - len(stripped)
+    digits = stripped
+    length = len(digits)
+    kk = length + k  # 10^(kk-1) <= value < 10^kk
+    if 0 <= k and kk <= 21:
+        text = digits + "0" * k + ".0"
+    elif 0 < kk <= 21:
+        text = digits[:kk] + "." + digits[kk:]
+    elif -6 < kk <= 0:
+        text = "0." + "0" * -kk + digits
+    elif length == 1:
+        text = f"{digits}e{kk - 1}"
+    else:
+        text = f"{digits[0]}.{digits[1:]}e{kk - 1}"
+    return sign + text
+
+
+class _Stop(Exception):
+    """rapidjson's Writer refuses NaN/Infinity and abandons the rest of the value."""
+
+
 def debug_string(value, max_chars=256):
     """A parsed JSON value as TF Serving quotes it in error messages (cut near 256 bytes)."""
     writer = PrettyWriter(single_line_arrays=True, max_chars=max_chars)
@@ -144,10 +179,14 @@ def debug_string(value, max_chars=256):
         elif isinstance(item, str):
             writer.raw(format_string(item))
         elif isinstance(item, float):
-            # rapidjson's Writer::Double: shortest round-trip form; NaN/Inf are not written.
-            writer.raw(repr(item) if math.isfinite(item) else "")
+            if not math.isfinite(item):
+                raise _Stop
+            writer.raw(format_double(item))
         else:
             writer.raw(json.dumps(item))
 
-    visit(value)
+    try:
+        visit(value)
+    except _Stop:
+        pass
     return writer.text()
