@@ -19,6 +19,7 @@ from tfopt.serving import _json_tensor as jt
 from tfopt.serving._json_writer import debug_string
 
 ROW, COLUMNAR = "row", "columnar"
+_MAX_RANK = 63  # numpy's 64 dimensions, one kept for the batch of the row form
 
 
 @dataclasses.dataclass
@@ -74,6 +75,10 @@ def _fill(value, level, shape, number, out):
 def _tensor(value, number):
     """`value` as a flat array of DataType `number`, and its shape."""
     shape = _dense_shape(value)
+    if len(shape) > _MAX_RANK:
+        # TensorFlow itself stops at 254 dimensions; numpy arrays at 64.
+        raise jt.JsonTensorError(f"JSON Value: {debug_string(value)} is a tensor of rank "
+                                 f"{len(shape)}; at most {_MAX_RANK} dimensions are supported")
     array = jt.fast_array(value, shape, number)
     if array is None:
         values = []

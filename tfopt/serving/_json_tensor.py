@@ -1,4 +1,4 @@
-"""TF Serving's REST JSON tensor format: parsing JSON text and JSON values into tensors.
+"""TF Serving's REST JSON tensor format: JSON values into tensors, dtype by dtype.
 
 The rules and the error texts follow ``tensorflow_serving/util/json_tensor.cc``
 (its tests are ported in tests/serving/test_json_tensor.py). The server side
@@ -10,30 +10,15 @@ given as TensorFlow ``DataType`` numbers or names (``1``, ``"DT_FLOAT"``), as
 
 import base64
 import binascii
-import json
-import re
 
 import numpy as np
 
+from tfopt.serving._json_parse import JsonTensorError, parse_json  # noqa: F401 (shared names)
 from tfopt.serving._json_writer import debug_string
 
 _INT64 = (-(2**63), 2**63 - 1)
 _UINT64_MAX = 2**64 - 1
 
-
-class JsonTensorError(ValueError):
-    """A request or response TF Serving would reject, with TF Serving's message.
-
-    Attributes:
-      message: the text TF Serving puts in ``{"error": message}``.
-      code: the canonical status name, ``"INVALID_ARGUMENT"`` (HTTP 400) unless
-        TF Serving uses another (``"UNIMPLEMENTED"`` for dtypes JSON cannot carry).
-    """
-
-    def __init__(self, message, code="INVALID_ARGUMENT"):
-        super().__init__(message)
-        self.message = message
-        self.code = code
 
 
 # DataType number -> (DT_ name, numpy dtype or None, tensorflow's DataTypeString).
@@ -82,103 +67,6 @@ def datatype_string(number):
 def numpy_dtype(number):
     """The numpy dtype tensors of DataType `number` become (object for DT_STRING)."""
     return _DTYPES[number][1]
-
-
-def _finite_float(text):
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise JsonTensorError("JSON Parse error: Number too big to be stored in double.")
-    return value
-
-
-def _first_key_wins(pairs):
-    # rapidjson's FindMember returns the first of duplicate keys.
-    result = {}
-    for name, value in pairs:
-        result.setdefault(name, value)
-    return result
-
-
-# rapidjson (kParseNanAndInfFlag) also reads Inf, -Inf and -NaN; Python's json does not.
-_RAPIDJSON_WORDS = re.compile(r'("(?:[^"\\]|\\.)*")|-NaN|Inf(?!inity)', re.DOTALL)
-_DECODER = json.JSONDecoder(object_pairs_hook=_first_key_wins)
-# A float hook costs a Python call per number (four times the parse time), so it runs
-# only when a literal could overflow a double: one with a 3-digit exponent. Integers
-# past uint64 (doubles in rapidjson) are handled where they are used (`check_value`).
-_CHECKED_DECODER = json.JSONDecoder(parse_float=_finite_float, object_pairs_hook=_first_key_wins)
-_LARGE_EXPONENT = re.compile(r"[eE]\+?\d{3}")
-_PYTHON_TO_RAPIDJSON = {
-    "Expecting value": "Invalid value.",
-    "Expecting property name enclosed in double quotes": "Missing a name for object member.",
-    "Expecting ':' delimiter": "Missing a colon after a name of object member.",
-    "Unterminated string starting at": "Missing a closing quotation mark in string.",
-    "Invalid control character at": "Invalid encoding in string.",
-    "Invalid \\escape": "Invalid escape character in string.",
-    "Invalid \\uXXXX escape": "Incorrect hex digit after \\u escape in string.",
-}
-
-
-def _rapidjson_word(match):
-    if match.group(1):
-        return match.group(1)
-    return "NaN" if match.group(0) == "-NaN" else "Infinity"
-
-
-def _comma_message(text, position):
-    # Python says "Expecting ',' delimiter" for both containers; rapidjson names the one open.
-    depth = []
-    for token in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text[:position]):
-        char = token.group(0)
-        if char in "[{":
-            depth.append(char)
-        elif char in "]}" and depth:
-            depth.pop()
-    if depth and depth[-1] == "{":
-        return "Missing a comma or '}' after an object member."
-    return "Missing a comma or ']' after an array element."
-
-
-def parse_json(body):
-    """The JSON object of a request or response body, parsed as TF Serving's rapidjson reads it.
-
-    NaN, Inf and Infinity (with a sign) are numbers; anything after the root
-    value is ignored (rapidjson's kParseStopWhenDoneFlag); the root must be an
-    object.
-
-    Raises:
-      JsonTensorError: "JSON Parse error: ..." or "JSON Value: ... Is not object".
-    """
-    if isinstance(body, (bytes, bytearray, memoryview)):
-        # Not validated as UTF-8 by TF Serving either; the bytes survive into DT_STRING.
-        body = bytes(body).decode("utf-8", "surrogateescape")
-    if not isinstance(body, str):
-        raise TypeError(f"body must be bytes or str; got {type(body).__name__}. Pass the "
-                        "request body as received.")
-    if not body:
-        raise JsonTensorError("JSON Parse error: The document is empty")
-    text = body.lstrip(" \t\n\r")
-    offset = len(body) - len(text)
-    if not text:
-        raise JsonTensorError(f"JSON Parse error: The document is empty. at offset: {offset}")
-    if "Inf" in text or "-NaN" in text:
-        text = _RAPIDJSON_WORDS.sub(_rapidjson_word, text)
-    try:
-        decoder = _CHECKED_DECODER if _LARGE_EXPONENT.search(text) else _DECODER
-        value, _ = decoder.raw_decode(text)
-    except json.JSONDecodeError as error:
-        reason = _PYTHON_TO_RAPIDJSON.get(error.msg, "Invalid value.")
-        if error.msg == "Expecting ',' delimiter":
-            reason = _comma_message(text, error.pos)
-        raise JsonTensorError(f"JSON Parse error: {reason} at offset: {offset + error.pos}")
-    except ValueError:  # Python refuses integers of more than 4300 digits
-        raise JsonTensorError("JSON Parse error: Number too big to be stored in double.") from None
-    except RecursionError:
-        # rapidjson parses iteratively and has no depth limit; Python's parser has one.
-        raise JsonTensorError("JSON Parse error: Nesting too deep (more than "
-                              "Python's recursion limit) at offset: 0") from None
-    if not isinstance(value, dict):
-        raise JsonTensorError(f"JSON Value: {debug_string(value)} Is not object")
-    return value
 
 
 def as_double(value):

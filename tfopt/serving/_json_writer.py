@@ -71,7 +71,8 @@ class PrettyWriter:
         self._parts.append(text)
         self._length += len(text)
 
-    def _in_limit(self):
+    def in_limit(self):
+        """Whether the text is still under `max_chars`."""
         return self._max_chars is None or self._length < self._max_chars
 
     def _indent(self):
@@ -99,7 +100,7 @@ class PrettyWriter:
 
     def raw(self, text):
         """Writes a scalar (number, ``true``, ``null``, or an encoded string) as given."""
-        if self._in_limit():
+        if self.in_limit():
             self._prefix()
             self._put(text)
 
@@ -109,14 +110,14 @@ class PrettyWriter:
 
     def start(self, is_array):
         """Opens an array (`is_array` True) or an object."""
-        if self._in_limit():
+        if self.in_limit():
             self._prefix()
             self._levels.append([is_array, 0])
             self._put("[" if is_array else "{")
 
     def end(self):
         """Closes the innermost array or object."""
-        if not self._in_limit():
+        if not self.in_limit():
             return
         is_array, count = self._levels.pop()
         if count and not (is_array and self.single_line_arrays):
@@ -165,6 +166,8 @@ def debug_string(value, max_chars=256):
     writer = PrettyWriter(single_line_arrays=True, max_chars=max_chars)
 
     def visit(item):
+        if not writer.in_limit():
+            raise _Stop  # also keeps the recursion as shallow as the text is long
         if isinstance(item, dict):
             writer.start(False)
             for name, member in item.items():
