@@ -334,6 +334,8 @@ def test_half_plus_two_answer_is_byte_exact():
      "Failed to write JSON value for tensor type: complex64"),
     ({"tensor": np.array([1, 2], np.float16)}, "columnar",
      "Failed to write JSON value for tensor type: half"),
+    ({"tensor": np.array([1, 2], np.uint16)}, "columnar",
+     "Failed to write JSON value for tensor type: uint16"),
     ({"tensor": np.array(1, np.int32)}, "row", "Tensor name: tensor has no shape information "),
     ({"a": np.zeros((2, 3), np.int32), "b": np.zeros((1, 3), object)}, "row",
      "Tensor name: b has inconsistent batch size: 1 expecting: 2"),
@@ -390,6 +392,8 @@ def test_client_request_reaches_the_server_unchanged(inputs, signature, form):
 @pytest.mark.parametrize("outputs", [
     {"y": np.array([[0.1, np.nan], [np.inf, -0.0]], np.float32)},
     {"y": np.array([1, 2**40], np.int64)},
+    {"y": np.array([[-128, 127]], np.int8)},
+    {"y": np.array([2**64 - 1], np.uint64)},
     {"y_bytes": np.array([b"\x00\xff", b"x"], object)},
     {"y": np.array([b"caf\xc3\xa9", b"x"], object)},
     {"scores": np.array([[0.25, 0.75], [1.0, 0.0]], np.float32),
@@ -398,7 +402,8 @@ def test_client_request_reaches_the_server_unchanged(inputs, signature, form):
 ])
 def test_server_response_decodes_to_the_same_arrays(outputs, form):
     body = response.make_predict_response(outputs, form)
-    decoded = client.decode_predict_response(body)
+    decoded = client.decode_predict_response(body, {alias: array.dtype
+                                                    for alias, array in outputs.items()})
     if len(outputs) == 1 and not isinstance(decoded, dict):
         decoded = {next(iter(outputs)): decoded}
     assert sorted(decoded) == sorted(outputs)
@@ -414,6 +419,10 @@ def test_decode_uses_given_dtypes_and_raises_server_errors():
     body = response.make_predict_response({"y": np.array([1.0 / 3], np.float64)}, "row")
     assert client.decode_predict_response(body, {"y": F64})[0] == 1.0 / 3
     assert client.decode_predict_response(body).dtype == np.float32
+    assert client.decode_predict_response('{"outputs": [18446744073709551615, 1]}').dtype == (
+        np.uint64)
+    assert client.decode_predict_response('{"outputs": [[true], [false]]}').dtype == np.bool_
+    assert client.decode_predict_response('{"predictions": [{"b64": "aGk="}]}').tolist() == [b"hi"]
     with pytest.raises(JsonTensorError, match="^Servable not found") as raised:
         client.decode_predict_response(response.make_error_body("Servable not found for request"))
     assert raised.value.code == "INVALID_ARGUMENT"
@@ -429,6 +438,8 @@ def test_decode_uses_given_dtypes_and_raises_server_errors():
     (lambda: client.encode_predict_request({1: np.zeros(2)}), TypeError, "names must be strings"),
     (lambda: client.encode_predict_request(np.zeros(2, np.complex64)), TypeError, "complex64"),
     (lambda: client.encode_predict_request(np.float32(1)), ValueError, "same batch size"),
+    (lambda: client.encode_predict_request(np.array([b"a", 5], object)), TypeError,
+     "got 5 of type int"),
     (lambda: client.encode_predict_request(np.zeros((0, 2))), ValueError, "same batch size"),
     (lambda: client.encode_predict_request({"a": np.zeros(2), "b": np.zeros(3)}), ValueError,
      "'a': 2, 'b': 3"),

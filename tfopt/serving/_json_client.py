@@ -33,11 +33,19 @@ def _element_texts(array):
         return ["true" if value else "false" for value in array.ravel().tolist()]
     if kind.kind in "SOU":
         # Bytes travel as b64 so any byte survives; str elements as JSON strings.
-        return [json.dumps(value, ensure_ascii=False) if isinstance(value, str) else
-                '{"b64": "%s"}' % base64.b64encode(bytes(value)).decode("ascii")
-                for value in array.ravel().tolist()]
+        return [_string_text(value) for value in array.ravel().tolist()]
     raise TypeError(f"inputs of dtype {kind} cannot be sent as JSON; TF Serving's JSON carries "
                     "float, int, uint, bool and string/bytes tensors. Cast the array first.")
+
+
+def _string_text(value):
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (bytes, bytearray)):
+        return '{"b64": "%s"}' % base64.b64encode(value).decode("ascii")
+    raise TypeError(f"string inputs must hold str or bytes; got {value!r} of type "
+                    f"{type(value).__name__} in an object array. Convert it, or give the "
+                    "array a numeric dtype.")
 
 
 def tensor_text(array, kind=None):
@@ -103,13 +111,12 @@ def encode_predict_request(inputs, form=ROW, signature_name=None):
         members = ", ".join(f"{json.dumps(name)}: {tensor_text(array)}"
                             for name, array in arrays.items())
         return '{%s"inputs": {%s}}' % (head, members)
+    if not named:  # the instances list is the tensor itself, one entry per row
+        return '{%s"instances": %s}' % (head, tensor_text(arrays[None]))
     batch = next(iter(arrays.values())).shape[0]
-    if not named:
-        rows = [tensor_text(row, arrays[None].dtype) for row in arrays[None]]
-    else:
-        rows = ["{" + ", ".join(f"{json.dumps(name)}: {tensor_text(array[index], array.dtype)}"
-                                for name, array in arrays.items()) + "}"
-                for index in range(batch)]
+    rows = ["{" + ", ".join(f"{json.dumps(name)}: {tensor_text(array[index], array.dtype)}"
+                            for name, array in arrays.items()) + "}"
+            for index in range(batch)]
     return '{%s"instances": [%s]}' % (head, ",".join(rows))
 
 
@@ -139,7 +146,7 @@ def _inferred_type(values):
     if values and all(value is True or value is False for value in values):
         return 10
     if all(type(value) is int for value in values) and values:
-        return 9
+        return 23 if max(values) > 2**63 - 1 >= 0 <= min(values) else 9  # uint64 past int64
     return jt.FLOAT
 
 

@@ -13,8 +13,6 @@ import dataclasses
 
 import numpy as np
 
-import numpy as np
-
 from tfopt.serving import _json_tensor as jt
 from tfopt.serving._json_writer import debug_string
 

@@ -17,7 +17,9 @@ from tfopt.serving import _json_request
 from tfopt.serving import _json_tensor as jt
 from tfopt.serving._json_writer import PrettyWriter, format_decimal, format_string
 
-_INTEGER_KINDS = "iu"
+# The integer dtypes TF Serving writes (AddSingleValueAndAdvance has no DT_UINT16 case).
+_INTEGERS = {np.dtype(kind) for kind in (np.int8, np.int16, np.int32, np.int64, np.uint8,
+                                         np.uint32, np.uint64)}
 
 
 def _scalar_writer(alias, array):
@@ -26,7 +28,7 @@ def _scalar_writer(alias, array):
     if kind == np.float32 or kind == np.float64:
         width = kind.type
         return lambda value: format_decimal(value, width)
-    if kind.kind in _INTEGER_KINDS:
+    if kind in _INTEGERS:
         return lambda value: str(int(value))
     if kind.kind == "b":
         return lambda value: "true" if value else "false"
