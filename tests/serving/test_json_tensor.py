@@ -324,6 +324,8 @@ def test_half_plus_two_answer_is_byte_exact():
     body = response.make_predict_response({"y": np.array([2.5, 3.0, 4.5], np.float32)}, "row")
     assert body == '{\n    "predictions": [2.5, 3.0, 4.5\n    ]\n}'
     assert response.make_error_body('a "b"') == '{\n    "error": "a \\"b\\""\n}'
+    # rapidjson escapes controls with upper-case hex, and nothing else (not "/", not UTF-8)
+    assert response.make_error_body("a\x1f/\u00e9") == '{\n    "error": "a\\u001F/\u00e9"\n}'
 
 
 @pytest.mark.parametrize("outputs, form, message", [

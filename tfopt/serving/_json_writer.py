@@ -11,9 +11,11 @@ that compare bodies) depend on the exact form, so it is reproduced here.
 
 import json
 import math
+import re
 
 import numpy as np
 
+_CONTROL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u00[0-9a-f]{2}")
 # Significant digits that round-trip (std::numeric_limits<T>::max_digits10).
 _MAX_DIGITS = {np.float32: 9, np.float64: 17}
 
@@ -41,7 +43,11 @@ def format_decimal(value, dtype=np.float32):
 
 def format_string(text):
     """A JSON string literal as rapidjson writes it: only quotes, backslashes and controls escaped."""
-    return json.dumps(text, ensure_ascii=False)
+    literal = json.dumps(text, ensure_ascii=False)
+    if "\\u00" in literal:  # rapidjson writes hex digits in upper case: \u001F
+        literal = _CONTROL_ESCAPE.sub(lambda match: match.group(0).upper().replace("\\U", "\\u"),
+                                      literal)
+    return literal
 
 
 class PrettyWriter:
