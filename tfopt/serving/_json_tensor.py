@@ -113,9 +113,9 @@ def decode_b64(value):
         raise JsonTensorError("Unable to base64 decode") from None
 
 
-# (test on the JSON value, inclusive range) per integer DataType; rapidjson's IsInt,
-# IsInt64, IsUint and IsUint64. DT_INT8/INT16/UINT8 travel as int32 (TensorProto
-# int_val) and wrap when the tensor is built, as in TF Serving.
+# The JSON integers each integer DataType takes (inclusive): rapidjson's IsInt, IsInt64,
+# IsUint and IsUint64. DT_INT8/INT16/UINT8 travel as int32 (TensorProto int_val) and
+# wrap when the tensor is built, as in TF Serving: 300 becomes 44 in a DT_UINT8.
 _INT_RANGES = {3: (-(2**31), 2**31 - 1), 4: (-(2**31), 2**31 - 1), 5: (-(2**31), 2**31 - 1),
                6: (-(2**31), 2**31 - 1), 9: _INT64, 22: (0, 2**32 - 1), 23: (0, _UINT64_MAX)}
 
@@ -167,8 +167,8 @@ _FAST_TYPES = {FLOAT: {int, float}, DOUBLE: {int, float}, 10: {bool},
 def fast_array(value, shape, number):
     """`value` as a tensor of DataType `number` in one numpy pass, or None to take the slow path.
 
-    Equivalent to checking each element with `check_value` (about 20x slower in
-    Python) when it succeeds; any irregularity (ragged lists, a wrong JSON type,
+    Equivalent to checking each element with `check_value` (a Python call per
+    element) when it succeeds; any irregularity (ragged lists, a wrong JSON type,
     an int out of range, strings) returns None, so the element-by-element path
     finds the exact error TF Serving reports.
     """
