@@ -5,14 +5,14 @@ import json
 import numpy as np
 import pytest
 
+from tests.cli.conftest import console_script
+from tests.cli.conftest import noise_in
+from tests.cli.conftest import run_process
 from tests.serving.conftest import INPUT
 from tests.serving.conftest import OUTPUT
 from tests.serving.conftest import digits_logs  # noqa: F401  (a fixture)
 from tests.serving.conftest import write_log
-# First: tfopt-kit defines --output_dir with flags.DEFINE_string, which fails once another tool
-# has defined it; tfopt-monitor shares whichever definition exists.
-from tfopt.cli import kit  # noqa: F401  pylint: disable=unused-import
-from tfopt.cli import monitor  # noqa: E402
+from tfopt.cli import monitor
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -121,3 +121,10 @@ def test_usage_errors_exit_2_with_one_line_and_write_nothing(run_tool, digits_lo
     assert stderr.startswith("tfopt-monitor: error: ") and stderr.count("\n") == 1, stderr
     assert message in stderr
     assert stdout == "" and not output.exists()
+
+
+def test_the_console_script_shows_its_flags_without_tensorflow_noise():
+    result = run_process([console_script("tfopt-monitor"), "--help"])
+    for name in ("logs", "reference", "output_dir", "psi_threshold", "ks_threshold"):
+        assert f"--{name}:" in result.stdout, name
+    assert noise_in(result.stdout + result.stderr) == []

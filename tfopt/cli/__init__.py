@@ -27,3 +27,8 @@ def run_export():
 def run_kit():
     """The `tfopt-kit` console script."""
     _start("kit")
+
+
+def run_monitor():
+    """The `tfopt-monitor` console script."""
+    _start("monitor")

@@ -27,8 +27,10 @@ _EXPORT_ROOT = flags.DEFINE_string(
 _MODEL_NAME = _flags.shared_string(
     "model_name", "The model's name in TF Serving and in models.config, e.g. 'digits' "
     "(required).", __name__)
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", ".", "Where the kit goes (docker-compose.yml, "
-                                  "kubernetes/, kserve/).")
+# Shared with tfopt-monitor, which has no default: an empty value means ".".
+_OUTPUT_DIR = _flags.shared_string("output_dir", "Where the kit goes (docker-compose.yml, "
+                                   "kubernetes/, kserve/). Default: the current directory.",
+                                   __name__)
 
 
 def main(argv):
@@ -41,7 +43,8 @@ def main(argv):
         raise _app.UsageError(f"{' and '.join(missing)} must be given. See tfopt-kit --help.")
     from tfopt import export  # pylint: disable=import-outside-toplevel  (after quiet)
     try:
-        written = export.serving_kit(_EXPORT_ROOT.value, _MODEL_NAME.value, _OUTPUT_DIR.value)
+        written = export.serving_kit(_EXPORT_ROOT.value, _MODEL_NAME.value,
+                                      _OUTPUT_DIR.value or ".")
     except (TypeError, ValueError, FileNotFoundError) as error:
         raise _app.UsageError(str(error)) from error
     for name in sorted(written):
