@@ -60,3 +60,12 @@ def digits_logs(tmp_path_factory):
         x, y = drifted(kind, x_test, y_test)
         paths[kind] = write_log(directory / f"{kind}.log", x, y)
     return paths
+
+
+@pytest.fixture(scope="session")
+def half_plus_two_base(tmp_path_factory):
+    """Base path holding TF Serving's half_plus_two as version 123 (tests/serving/half_plus_two.py)."""
+    from tests.serving import half_plus_two
+    base = tmp_path_factory.mktemp("half_plus_two_models") / "half_plus_two"
+    half_plus_two.write(base, 123)
+    return str(base)

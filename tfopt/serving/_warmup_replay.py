@@ -1,0 +1,85 @@
+"""Warmup replay: a version's warmup requests run before it is AVAILABLE.
+
+As TF Serving's ``saved_model_warmup_util.cc`` and ``saved_model_warmup.cc``
+do: the records of ``<version>/assets.extra/tf_serving_warmup_requests`` (a
+TFRecord file of ``PredictionLog``) are replayed in order, each
+`iterations` times; predict, classify and regress logs run on the version,
+other kinds are UNIMPLEMENTED; the first failure fails the load with TF
+Serving's status. A missing file is fine.
+"""
+
+import os
+
+import grpc
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+
+from tfopt.export import _layout
+from tfopt.export import _warmup
+from tfopt.serving._errors import ServingError
+
+
+def replay(servable, version_dir, iterations=1):
+    """Replays the warmup file of `version_dir` on `servable`; returns the record count.
+
+    Raises:
+      ServingError: the status TF Serving fails the load with.
+    """
+    path = os.path.join(version_dir, _layout.WARMUP_FILE)
+    if not os.path.exists(path):
+        return 0
+    count = 0
+    try:
+        for record in tf.compat.v1.io.tf_record_iterator(path):
+            log = prediction_log_pb2.PredictionLog()
+            try:
+                log.ParseFromString(record)
+            except Exception:  # protobuf's DecodeError has no stable import path
+                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"Failed to parse warmup record: {record!r} from {path}")
+            for _ in range(max(1, iterations)):
+                _run(servable, log)
+            count += 1
+            if count > _warmup.MAX_RECORDS:
+                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"Number of warmup records exceeds the maximum "
+                                   f"({_warmup.MAX_RECORDS}) at {path}")
+    except tf.errors.DataLossError as error:
+        raise ServingError(grpc.StatusCode.DATA_LOSS, error.message + ". Please verify your "
+                           "warmup data is in TFRecord format.") from None
+    return count
+
+
+def _run(servable, log):
+    kind = log.WhichOneof("log_type")
+    if kind == "predict_log":
+        request = log.predict_log.request
+        servable.predict({key: tf.make_ndarray(proto) for key, proto in request.inputs.items()},
+                         request.model_spec.signature_name, tuple(request.output_filter))
+    elif kind == "classify_log":
+        request = log.classify_log.request
+        servable.classify(examples(request.input), request.model_spec.signature_name)
+    elif kind == "regress_log":
+        request = log.regress_log.request
+        servable.regress(examples(request.input), request.model_spec.signature_name)
+    else:
+        number = prediction_log_pb2.PredictionLog.DESCRIPTOR.fields_by_name[kind].number \
+            if kind else 0
+        raise ServingError(grpc.StatusCode.UNIMPLEMENTED,
+                           f"Unsupported log_type for warmup: {number}")
+
+
+def examples(request_input):
+    """The serialized examples of a ``tensorflow.serving.Input``, context merged.
+
+    TF Serving feeds an ExampleListWithContext's examples as the context's
+    bytes followed by the example's, so the example's features win.
+    """
+    kind = request_input.WhichOneof("kind")
+    if kind == "example_list":
+        return [e.SerializeToString() for e in request_input.example_list.examples]
+    if kind == "example_list_with_context":
+        listed = request_input.example_list_with_context
+        context = listed.context.SerializeToString()
+        return [context + e.SerializeToString() for e in listed.examples]
+    raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "Input is empty.")
