@@ -205,7 +205,8 @@ class ServableManager:
         if self._allow_unavailable_labels:
             return
         model = self._models.get(model_config.name)
-        for label, version in model_config.version_labels.items():
+        # Lowest version first, so the error names the same version every time.
+        for version, label in sorted((v, k) for k, v in model_config.version_labels.items()):
             if model is None or version not in model.available:
                 raise ServingError(
                     grpc.StatusCode.FAILED_PRECONDITION,
