@@ -1,8 +1,10 @@
 """ServableManager: versions, policies, labels, polling, warmup and status as TF Serving."""
 
+import gc
 import os
 import shutil
 import time
+import weakref
 
 import grpc
 import numpy as np
@@ -255,3 +257,17 @@ def test_bad_arguments(tmp_path, kwargs, error, message):
     kwargs.setdefault("config", config(str(tmp_path)))
     with pytest.raises(error, match=message):
         ServableManager(kwargs.pop("config"), **kwargs)
+
+
+def test_unloaded_version_is_released_with_its_last_request(base):
+    path = base(1)
+    manager = started(path)
+    held = manager.servable(NAME)
+    base(2)
+    manager.reload_config(config(path))  # a poll: 2 loads, 1 unloads
+    assert states(manager) == [(2, AVAILABLE), (1, END)]
+    assert held.predict(X)[1]["y"].tolist() == [[2.5]]
+    released = weakref.ref(held)
+    del held
+    gc.collect()
+    assert released() is None  # the manager keeps no reference: its session can close
