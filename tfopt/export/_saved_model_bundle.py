@@ -116,6 +116,12 @@ class SavedModelBundle:
         fetches = {key: signature.outputs[key].name for key in keys}
         return self._session.run(fetches, feeds, options=options, run_metadata=run_metadata)
 
+    @property
+    def session(self):
+        """The `tf.compat.v1.Session` holding the loaded graph, for callers that build
+        their own run calls (a server's cached callables); closed by `close`."""
+        return self._session
+
     def close(self):
         """Releases the session; the bundle cannot run afterwards."""
         self._session.close()

@@ -182,7 +182,7 @@ class Servable:
             run = self._callables.get(key)
             if run is None:
                 options = config_pb2.CallableOptions(feed=names, fetch=fetches)
-                run = self._bundle._session._make_callable_from_options(options)
+                run = self._bundle.session._make_callable_from_options(options)
                 self._callables[key] = run
         try:
             return run(*[feeds[name] for name in names])
