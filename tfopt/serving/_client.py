@@ -1,0 +1,269 @@
+"""`Client`: calls a model on TF Serving (or tfopt-serve) over gRPC or REST.
+
+Numpy arrays in, numpy arrays out, the same through either protocol. gRPC goes
+through TF Serving's official stubs (`_client_grpc`), REST through requests
+and TF Serving's JSON formats (`_client_rest`). A call that finds the server
+unavailable (not started yet, restarting, connection refused) is retried with
+exponential backoff, up to `retries` times and never past the call's deadline.
+"""
+
+import collections.abc
+import math
+import threading
+import time
+
+import grpc
+import numpy as np
+
+from tfopt.export import _layout
+from tfopt.serving import _client_examples
+from tfopt.serving._errors import ServingError
+from tfopt.serving._json_request import COLUMNAR, ROW
+
+PROTOCOLS = ("grpc", "rest")
+DEFAULT_SIGNATURE = "serving_default"
+_FIRST_BACKOFF = 0.05  # seconds; doubled after each failed attempt
+_MAX_BACKOFF = 1.0
+
+
+def _validate_name(value, argument, allow_none=False):
+    if value is None and allow_none:
+        return
+    if not isinstance(value, str) or not value:
+        allowed = "a non-empty str or None" if allow_none else "a non-empty str"
+        raise (TypeError if not isinstance(value, str) else ValueError)(
+            f"{argument} must be {allowed}; got {value!r}.")
+
+
+def _validate_port(value, argument):
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise ValueError(f"{argument} must be a port number, an int in 1..65535; got {value!r}.")
+
+
+def _validate_version(version, label):
+    if version is not None and (isinstance(version, bool) or
+                                not isinstance(version, (int, np.integer)) or version < 0):
+        raise ValueError(f"version must be None or a version number, an int >= 0; got "
+                         f"{version!r}.")
+    _validate_name(label, "label", allow_none=True)
+    if version is not None and label is not None:
+        raise ValueError(f"give version or label, not both (got version={version!r}, "
+                         f"label={label!r}); TF Serving's ModelSpec holds one of them.")
+    return None if version is None else int(version)
+
+
+def _validate_inputs(inputs):
+    """{name: array} for a dict of inputs, {None: array} for a single unnamed one."""
+    if isinstance(inputs, collections.abc.Mapping):
+        if not inputs:
+            raise ValueError("inputs is an empty dict; give input name -> array for each "
+                             "input of the signature.")
+        for name in inputs:
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"input names must be non-empty str; got {name!r} in inputs.")
+        arrays = {name: np.asarray(array) for name, array in inputs.items()}
+    elif inputs is None or isinstance(inputs, (str, bytes)):
+        raise TypeError(f"inputs must be a numpy array (a signature with one input) or a dict "
+                        f"of input name -> array; got {inputs!r}.")
+    else:
+        arrays = {None: np.asarray(inputs)}
+    for name, array in arrays.items():
+        if array.dtype.kind not in "biufcSUO":
+            raise TypeError(f"input {name or 'inputs'} has dtype {array.dtype}, which TF "
+                            "Serving cannot take; give numbers, bools, str or bytes.")
+    return arrays
+
+
+def _validate_form(form):
+    if form is not None and form not in (ROW, COLUMNAR):
+        raise ValueError(f"form must be None (row when the inputs share a batch size, "
+                         f"else columnar), {ROW!r} or {COLUMNAR!r}; got {form!r}.")
+
+
+def _rest_form(arrays, form):
+    if form is not None:
+        return form
+    sizes = {array.shape[0] if array.ndim else 0 for array in arrays.values()}
+    return ROW if len(sizes) == 1 and 0 not in sizes else COLUMNAR
+
+
+class Client:
+    """A TF Serving client for one model, over gRPC or REST.
+
+    Args:
+      host: the server's host name or address. Defaults to "localhost".
+      model_name: the model to call (``--model_name`` of the server).
+      grpc_port: the gRPC port. Defaults to 8500, TF Serving's ``--port``.
+      rest_port: the REST port. Defaults to 8501, the official image's
+        ``--rest_api_port``.
+      protocol: ``"grpc"`` or ``"rest"``. Defaults to "grpc".
+      timeout: seconds each call may take in all, retries included (its
+        deadline). Defaults to 10.0.
+      retries: how many times a call is retried when the server is
+        unavailable or refuses the connection, waiting 0.05 s, then twice as
+        long each time (at most 1 s). Defaults to 3.
+
+    Errors the server answers raise `ServingError` with its status code and
+    message (over REST the code behind the HTTP status: 400 INVALID_ARGUMENT,
+    404 NOT_FOUND ...).
+
+    Example:
+      >>> client = Client(model_name="half_plus_two")
+      >>> client.predict(np.array([[1.0], [2.0]], np.float32))
+      array([[2.5], [3. ]], dtype=float32)
+    """
+
+    def __init__(self, host="localhost", model_name=None, grpc_port=_layout.GRPC_PORT,
+                 rest_port=_layout.REST_PORT, protocol="grpc", timeout=10.0, retries=3):
+        _validate_name(host, "host")
+        _validate_name(model_name, "model_name")
+        _validate_port(grpc_port, "grpc_port")
+        _validate_port(rest_port, "rest_port")
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}; got {protocol!r}.")
+        if (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or
+                not math.isfinite(timeout) or timeout <= 0):
+            raise ValueError(f"timeout must be a number of seconds > 0; got {timeout!r}.")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be an int >= 0; got {retries!r}.")
+        self.host, self.model_name, self.protocol = host, model_name, protocol
+        self.timeout, self.retries = float(timeout), retries
+        if protocol == "grpc":
+            from tfopt.serving._client_grpc import GrpcTransport
+            self._transport = GrpcTransport(host, grpc_port, model_name)
+        else:
+            from tfopt.serving._client_rest import RestTransport
+            self._transport = RestTransport(host, rest_port, model_name)
+        self._input_names = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self):
+        return (f"Client({self._transport.target}, model_name={self.model_name!r}, "
+                f"protocol={self.protocol!r})")
+
+    def close(self):
+        """Closes the connections; the client cannot be used afterwards."""
+        self._transport.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *unused):
+        self.close()
+
+    def _call(self, method, *args, **kwargs):
+        """Calls the transport, retrying while the server is unavailable, within the deadline."""
+        deadline = time.monotonic() + self.timeout
+        backoff = _FIRST_BACKOFF
+        for attempt in range(self.retries + 1):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                   f"Deadline Exceeded: no answer from {self._transport.target} "
+                                   f"within timeout={self.timeout:g} s ({attempt} attempts)")
+            try:
+                return method(*args, timeout=remaining, **kwargs)
+            except ServingError as error:
+                if error.code != grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
+                    raise
+            time.sleep(min(backoff, max(deadline - time.monotonic(), 0)))
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+        raise AssertionError("unreachable")
+
+    def _single_input_name(self, signature_name, version, label):
+        """The one input of the signature (gRPC needs it by name), from the metadata."""
+        key = (signature_name or DEFAULT_SIGNATURE, version, label)
+        with self._lock:
+            if key in self._input_names:
+                return self._input_names[key]
+        signatures = self.metadata(version=version, label=label).signature_def
+        if key[0] not in signatures:
+            raise ServingError(grpc.StatusCode.FAILED_PRECONDITION,
+                               f'Serving signature key "{key[0]}" not found.')
+        names = sorted(signatures[key[0]].inputs)
+        if len(names) != 1:
+            raise ValueError(f"signature {key[0]!r} of {self.model_name!r} takes the inputs "
+                             f"{names}; give inputs as a dict keyed by them.")
+        with self._lock:
+            self._input_names[key] = names[0]
+        return names[0]
+
+    def predict(self, inputs, signature_name=None, version=None, label=None, form=None):
+        """Runs a signature of the model on `inputs`.
+
+        Args:
+          inputs: a numpy array (or array-like) for a signature with one
+            input, or a dict of input name -> array.
+          signature_name: the signature; None for ``serving_default``.
+            Defaults to None.
+          version: the model version to call; None for the latest. Defaults to None.
+          label: a version label (e.g. "stable") instead of a version. Defaults to None.
+          form: REST only: ``"row"`` (``instances``) or ``"columnar"``
+            (``inputs``); None picks row when all inputs share a batch size,
+            else columnar. Defaults to None.
+
+        Returns:
+          A numpy array when the signature has one output (or one is
+          returned), else a dict of output alias -> array.
+
+        Raises:
+          ServingError: the server's error (code and message), UNAVAILABLE
+            after the retries, DEADLINE_EXCEEDED past the timeout.
+        """
+        _validate_name(signature_name, "signature_name", allow_none=True)
+        version = _validate_version(version, label)
+        _validate_form(form)
+        arrays = _validate_inputs(inputs)
+        if self.protocol == "rest":
+            rest_form = _rest_form(arrays, form)
+            body_inputs = arrays[None] if None in arrays else arrays
+            return self._call(self._transport.predict, body_inputs, signature_name, version,
+                              label, form=rest_form)
+        if form is not None:
+            raise ValueError(f"form={form!r} applies to protocol='rest' only; gRPC sends "
+                             "whole tensors.")
+        if None in arrays:
+            arrays = {self._single_input_name(signature_name, version, label): arrays[None]}
+        return self._call(self._transport.predict, arrays, signature_name, version, label)
+
+    def classify(self, examples, context=None, signature_name=None, version=None, label=None):
+        """Classifies tf.Examples with a classify signature.
+
+        Args:
+          examples: a non-empty list of dicts (feature name -> value or list:
+            float -> float feature, int/bool -> int64, str/bytes -> bytes) or
+            of ``tf.train.Example`` protos.
+          context: features shared by every example (a dict or an Example), or None.
+          signature_name, version, label: as in `predict`.
+
+        Returns:
+          (labels, scores): a [batch, n] bytes object array (b"" when the
+          signature has no classes) and a [batch, n] float32 array.
+        """
+        return self._examples_call("classify", examples, context, signature_name, version, label)
+
+    def regress(self, examples, context=None, signature_name=None, version=None, label=None):
+        """Regresses tf.Examples with a regress signature; a [batch] float32 array.
+
+        Args are those of `classify`.
+        """
+        return self._examples_call("regress", examples, context, signature_name, version, label)
+
+    def _examples_call(self, method, examples, context, signature_name, version, label):
+        _validate_name(signature_name, "signature_name", allow_none=True)
+        version = _validate_version(version, label)
+        protos, context_proto = _client_examples.validate_examples(examples, context)
+        if self.protocol == "grpc":
+            examples, context = protos, context_proto
+        return self._call(getattr(self._transport, method), examples, context, signature_name,
+                          version, label)
+
+    def metadata(self, version=None, label=None):
+        """The model's signatures: a ``SignatureDefMap`` (``.signature_def[name]``)."""
+        version = _validate_version(version, label)
+        return self._call(self._transport.metadata, version, label)
+
+    def status(self, version=None, label=None):
+        """The model's versions and states: a ``GetModelStatusResponse``."""
+        version = _validate_version(version, label)
+        return self._call(self._transport.status, version, label)
