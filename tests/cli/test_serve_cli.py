@@ -1,0 +1,149 @@
+"""Tests of tfopt-serve: tensorflow_model_server's flags, usage errors, a real run over loopback."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import grpc
+import httpx
+import pytest
+
+from tests.cli.conftest import start_process
+from tests.serving.conftest import half_plus_two_base  # noqa: F401  (a fixture)
+from tfopt.cli import serve
+
+HPT = "half_plus_two"
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_help_says_it_is_for_development_and_lists_tf_servings_flags(run_tool):
+    _, stdout, _ = run_tool(serve.run, "--help")  # absl's --help exits 1
+    # The module docstring is --help's text when the tool runs (here pytest is __main__).
+    assert "for development and tests" in serve.__doc__ and "official image" in serve.__doc__
+    for flag in ("--port", "--rest_api_port", "--model_name", "--model_base_path",
+                 "--model_config_file", "--model_config_file_poll_wait_seconds",
+                 "--file_system_poll_wait_seconds", "--enable_batching",
+                 "--batching_parameters_file", "--monitoring_config_file",
+                 "--enable_model_warmup", "--allow_version_labels_for_unavailable_models",
+                 "--host"):
+        assert flag in stdout or f"--[no]{flag[2:]}" in stdout, flag
+    assert "default: '8500'" in stdout and "default: '127.0.0.1'" in stdout
+
+
+@pytest.fixture
+def files(tmp_path, half_plus_two_base):
+    bad = tmp_path / "bad.config"
+    bad.write_text("model_config_list { config { nme: 'x' } }")
+    batching = tmp_path / "batching.config"
+    batching.write_text("max_batch_size { value: 8 } allowed_batch_sizes: 4")
+    return {"base": half_plus_two_base, "bad_config": str(bad), "bad_batching": str(batching),
+            "file": str(tmp_path / "bad.config"), "dir": str(tmp_path)}
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--model_base_path={base}", "--batching_parameters_file={file}"],
+     "--batching_parameters_file is set without setting --enable_batching to true."),
+    ([], "give --model_base_path"),
+    (["--model_base_path={base}", "--port=0"], "serve nothing"),
+    (["--model_base_path={base}", "--port=8501", "--rest_api_port=8501"], "must differ"),
+    (["--model_base_path={base}", "--model_config_file_poll_wait_seconds=5"],
+     "needs --model_config_file"),
+    (["--model_base_path={base}", "extra"], "unexpected arguments"),
+    (["--model_base_path={base}", "--port=70000"], "--port"),
+    (["--model_base_path={base}", "--file_system_poll_wait_seconds=-1"],
+     "--file_system_poll_wait_seconds"),
+    (["--model_base_path={dir}/missing"], "is not a directory"),
+    (["--model_base_path={file}"], "is not a directory"),
+    (["--model_config_file={bad_config}"],
+     "Error parsing text-format tensorflow.serving.ModelServerConfig"),
+    (["--model_config_file={dir}/missing.config"], "--model_config_file="),
+    (["--model_base_path={base}", "--enable_batching", "--batching_parameters_file={bad_batching}"],
+     "allowed_batch_sizes"),
+    (["--model_base_path={base}", "--monitoring_config_file={bad_config}"],
+     "Error parsing text-format tensorflow.serving.MonitoringConfig"),
+], ids=lambda value: value if isinstance(value, str) else None)
+def test_usage_errors_exit_2_with_one_clear_line(run_tool, files, args, text):
+    code, stdout, stderr = run_tool(serve.run, *[arg.format(**files) for arg in args])
+    assert code == 2, (stdout, stderr)
+    assert text in stderr and len(stderr.strip().splitlines()) == 1, stderr
+
+
+class _Lines:
+    """Collects a process's stderr lines in a thread, so waiting on a line is bounded in time."""
+
+    def __init__(self, stream):
+        self.lines = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream):
+        for line in stream:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, start, process, seconds=60):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if any(line.startswith(start) for line in self.lines):
+                return
+            assert process.poll() is None, "\n".join(self.lines)
+            time.sleep(0.05)
+        raise AssertionError(f"no line {start!r} in {seconds} s:\n" + "\n".join(self.lines))
+
+
+def _grpc_status(port):
+    from tensorflow_serving.apis import get_model_status_pb2  # pylint: disable=import-outside-toplevel
+    from tensorflow_serving.apis import model_service_pb2_grpc  # pylint: disable=import-outside-toplevel
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = HPT
+        return model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, timeout=10)
+
+
+def test_serves_rest_and_grpc_and_stops_on_sigint(half_plus_two_base):
+    grpc_port, rest_port = _free_port(), _free_port()
+    process = start_process([sys.executable, "-m", "tfopt.cli.serve", f"--port={grpc_port}",
+                             f"--rest_api_port={rest_port}", f"--model_name={HPT}",
+                             f"--model_base_path={half_plus_two_base}", "--enable_batching",
+                             "--file_system_poll_wait_seconds=0"])
+    try:
+        lines = _Lines(process.stderr)
+        lines.wait_for("Exporting HTTP/REST API at:", process)
+        assert f"Running gRPC ModelServer at 127.0.0.1:{grpc_port} ..." in lines.lines
+        assert f"Exporting HTTP/REST API at:127.0.0.1:{rest_port} ..." in lines.lines
+        url = f"http://127.0.0.1:{rest_port}/v1/models/{HPT}"
+        response = httpx.post(url + ":predict", content='{"instances": [1.0, 2.0]}', timeout=20)
+        assert response.json() == {"predictions": [2.5, 3.0]}
+        assert httpx.get(url, timeout=20).json()["model_version_status"][0]["state"] == "AVAILABLE"
+        status = _grpc_status(grpc_port)
+        assert [v.version for v in status.model_version_status] == [123]
+        process.send_signal(signal.SIGINT)  # Ctrl-C: the tools' status for an interruption
+        assert process.wait(timeout=30) == 130
+        assert lines.lines[-1] == "tfopt-serve: error: interrupted."
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+
+
+def test_a_busy_rest_port_is_a_one_line_failure(half_plus_two_base):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "tfopt.cli.serve", "--port=0", f"--rest_api_port={port}",
+             f"--model_base_path={half_plus_two_base}", "--file_system_poll_wait_seconds=0"],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 1, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr

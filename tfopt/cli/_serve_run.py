@@ -1,0 +1,127 @@
+"""The running parts of tfopt-serve: models, batching, gRPC and REST, started and stopped together.
+
+Kept apart from the flags (tfopt/cli/serve.py) so tests and the benchmark can
+run a server in-process. The gRPC servicers come from
+``tfopt.serving._grpc.add_servicers``; the REST app from
+``tfopt.serving._rest.make_rest_app`` on uvicorn.
+"""
+
+import os
+import threading
+from concurrent import futures
+
+import grpc
+import uvicorn
+
+from tfopt.export import _layout
+from tfopt.export import _model_server_config
+from tfopt.export._protos import session_bundle_config_pb2
+from tfopt.serving import _rest
+from tfopt.serving._batching import Batcher
+from tfopt.serving._manager import ServableManager
+
+# tensorflow_model_server's gRPC message limit (server.cc: INT32_MAX both ways).
+_GRPC_MAX_MESSAGE = 2**31 - 1
+_GRPC_OPTIONS = [("grpc.max_send_message_length", _GRPC_MAX_MESSAGE),
+                 ("grpc.max_receive_message_length", _GRPC_MAX_MESSAGE)]
+
+
+def default_batching():
+    """The BatchingParameters of --enable_batching without a file: every field unset."""
+    return session_bundle_config_pb2.BatchingParameters()
+
+
+def _metrics(monitoring, log):
+    """The metrics recorder for a MonitoringConfig, or None when metrics are off."""
+    if monitoring is None or not monitoring.prometheus_config.enable:
+        return None
+    try:
+        from tfopt.serving import _metrics  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        # Hook: the Prometheus recorder (tfopt/serving/_metrics.py) is not written yet.
+        log("--monitoring_config_file: Prometheus metrics are not available in this build; "
+            "serving without them.")
+        return None
+    return _metrics.Metrics(monitoring.prometheus_config.path or _layout.PROMETHEUS_PATH)
+
+
+class Server:
+    """tensorflow_model_server's parts in one process.
+
+    Args:
+      config: the `ModelServerConfig` to serve.
+      batching: `BatchingParameters` to batch predict calls with, or None.
+      monitoring: a `MonitoringConfig`, or None.
+      model_config_file: the file `config` came from, re-read every
+        `model_config_file_poll_wait_seconds` (0: never), or None.
+      log: a function printing one log line.
+      **manager_args: passed to `ServableManager`.
+    """
+
+    def __init__(self, config, batching=None, monitoring=None, model_config_file=None,
+                 model_config_file_poll_wait_seconds=0, log=print, **manager_args):
+        self.manager = ServableManager(config, **manager_args)
+        self.batcher = Batcher(batching) if batching is not None else None
+        self.metrics = _metrics(monitoring, log)
+        self._config_file = model_config_file
+        self._config_poll = model_config_file_poll_wait_seconds
+        self._log = log
+        self._stopped = threading.Event()
+        self._threads = []
+        self._grpc = None
+        self._uvicorn = None
+
+    def start(self):
+        """Loads the models (the first load is synchronous), then polls the config file."""
+        self.manager.start()
+        if self._config_file and self._config_poll:
+            thread = threading.Thread(target=self._poll_config, daemon=True,
+                                      name="tfopt-serve-config-poll")
+            thread.start()
+            self._threads.append(thread)
+
+    def _poll_config(self):
+        while not self._stopped.wait(self._config_poll):
+            try:
+                config = _model_server_config.read_model_server_config(self._config_file)
+                self.manager.reload_config(config)
+            except Exception as error:  # pylint: disable=broad-except  (keep serving the old one)
+                self._log(f"Failed to reload {self._config_file}: {error}")
+
+    def start_grpc(self, host, port):
+        """Serves PredictionService and ModelService on `host`:`port`."""
+        # pylint: disable=import-outside-toplevel
+        from tfopt.serving import _grpc
+
+        self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4 * (os.cpu_count() or 1)),
+                                 options=_GRPC_OPTIONS)
+        _grpc.add_servicers(self._grpc, self.manager, self.batcher, self.metrics)
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if not self._grpc.add_insecure_port(address):
+            raise RuntimeError(f"cannot listen on {address} (gRPC, --port)")
+        self._grpc.start()
+        self._log(f"Running gRPC ModelServer at {address} ...")
+
+    def rest_app(self):
+        """The REST API's ASGI app over this server's models."""
+        return _rest.make_rest_app(self.manager, self.batcher, self.metrics)
+
+    def serve_rest(self, sock):
+        """Serves the REST API on the listening socket `sock` until SIGINT or SIGTERM."""
+        config = uvicorn.Config(self.rest_app(), log_level="warning", access_log=False,
+                                lifespan="on", timeout_graceful_shutdown=5)
+        self._uvicorn = uvicorn.Server(config)
+        self._uvicorn.run(sockets=[sock])
+
+    def stop(self):
+        """Stops serving: gRPC, the config poll, batching, then the models."""
+        self._stopped.set()
+        if self._uvicorn is not None:
+            self._uvicorn.should_exit = True
+        if self._grpc is not None:
+            self._grpc.stop(grace=2).wait()
+        for thread in self._threads:
+            thread.join()
+        if self.batcher is not None:
+            self.batcher.stop()
+        self.manager.stop()
