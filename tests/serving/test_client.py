@@ -79,6 +79,16 @@ def test_predict_one_input_tfopt_model_by_name_and_by_array(connect, manager):
     np.testing.assert_array_equal(client.predict({"features": x}), expected["logits"])
 
 
+def test_outputs_keep_the_signatures_dtypes(connect, manager):
+    x = np.array([[1.0, 2.6], [-4.0, 0.1]], np.float32)
+    _, expected = manager.servable("typed").predict({"x": x})
+    outputs = connect("typed").predict(x)
+    assert (outputs["third"].dtype, outputs["rounded"].dtype) == (np.float64, np.int32)
+    # A float64 read back as float32 (what JSON numbers alone suggest) would differ here.
+    np.testing.assert_array_equal(outputs["third"], expected["third"])
+    np.testing.assert_array_equal(outputs["rounded"], [[1, 3], [-4, 0]])
+
+
 def test_rest_row_and_columnar_forms_agree(ports):
     client = Client("127.0.0.1", model_name="pair", protocol="rest", **ports)
     inputs = grpc_servers.pair_inputs(2)

@@ -17,6 +17,7 @@ import numpy as np
 
 from tfopt.export import _layout
 from tfopt.serving import _client_examples
+from tfopt.serving import _json_tensor as jt
 from tfopt.serving._errors import ServingError
 from tfopt.serving._json_request import COLUMNAR, ROW
 
@@ -80,6 +81,15 @@ def _validate_form(form):
                          f"else columnar), {ROW!r} or {COLUMNAR!r}; got {form!r}.")
 
 
+def _json_readable(number):
+    """Whether the JSON codec reads outputs of DataType `number` (else it infers one)."""
+    try:
+        jt.datatype(number)
+    except TypeError:
+        return False
+    return True
+
+
 def _rest_form(arrays, form):
     if form is not None:
         return form
@@ -134,7 +144,7 @@ class Client:
         else:
             from tfopt.serving._client_rest import RestTransport
             self._transport = RestTransport(host, rest_port, model_name)
-        self._input_names = {}
+        self._signatures = {}
         self._lock = threading.Lock()
 
     def __repr__(self):
@@ -170,23 +180,45 @@ class Client:
             backoff = min(backoff * 2, _MAX_BACKOFF)
         raise AssertionError("unreachable")
 
-    def _single_input_name(self, signature_name, version, label):
-        """The one input of the signature (gRPC needs it by name), from the metadata."""
+    def _signature(self, signature_name, version, label):
+        """The SignatureDef a call will run, from the model's metadata; None if it has none.
+
+        Cached per (signature, version, label): the metadata is asked for once.
+        """
         key = (signature_name or DEFAULT_SIGNATURE, version, label)
         with self._lock:
-            if key in self._input_names:
-                return self._input_names[key]
+            if key in self._signatures:
+                return self._signatures[key]
         signatures = self.metadata(version=version, label=label).signature_def
         if key[0] not in signatures:
-            raise ServingError(grpc.StatusCode.FAILED_PRECONDITION,
-                               f'Serving signature key "{key[0]}" not found.')
-        names = sorted(signatures[key[0]].inputs)
-        if len(names) != 1:
-            raise ValueError(f"signature {key[0]!r} of {self.model_name!r} takes the inputs "
-                             f"{names}; give inputs as a dict keyed by them.")
+            return None  # the call itself gets the server's error
         with self._lock:
-            self._input_names[key] = names[0]
-        return names[0]
+            self._signatures[key] = signatures[key[0]]
+        return signatures[key[0]]
+
+    def _single_input_name(self, signature_name, version, label):
+        """The one input of the signature, which gRPC needs by name."""
+        signature = self._signature(signature_name, version, label)
+        name = signature_name or DEFAULT_SIGNATURE
+        if signature is None:
+            raise ServingError(grpc.StatusCode.FAILED_PRECONDITION,
+                               f'Serving signature key "{name}" not found.')
+        if len(signature.inputs) != 1:
+            raise ValueError(f"signature {name!r} of {self.model_name!r} takes the inputs "
+                             f"{sorted(signature.inputs)}; give inputs as a dict keyed by them.")
+        return next(iter(signature.inputs))
+
+    def _output_dtypes(self, signature_name, version, label):
+        """{alias: DataType} of the signature's outputs, so REST answers read as gRPC ones.
+
+        JSON numbers carry no dtype: without this a float64 output would be read
+        as float32 and an int32 one as int64.
+        """
+        signature = self._signature(signature_name, version, label)
+        if signature is None:
+            return None
+        return {alias: info.dtype for alias, info in signature.outputs.items()
+                if _json_readable(info.dtype)}
 
     def predict(self, inputs, signature_name=None, version=None, label=None, form=None):
         """Runs a signature of the model on `inputs`.
@@ -217,8 +249,9 @@ class Client:
         if self.protocol == "rest":
             rest_form = _rest_form(arrays, form)
             body_inputs = arrays[None] if None in arrays else arrays
+            output_dtypes = self._output_dtypes(signature_name, version, label)
             return self._call(self._transport.predict, body_inputs, signature_name, version,
-                              label, form=rest_form)
+                              label, form=rest_form, output_dtypes=output_dtypes)
         if form is not None:
             raise ValueError(f"form={form!r} applies to protocol='rest' only; gRPC sends "
                              "whole tensors.")

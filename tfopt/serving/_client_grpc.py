@@ -67,7 +67,7 @@ class GrpcTransport:
                 message = f"{message} (gRPC server {self.target})"
             raise ServingError(code, message) from None
 
-    def predict(self, inputs, signature_name, version, label, timeout, form=None):
+    def predict(self, inputs, signature_name, version, label, timeout):
         request = predict_pb2.PredictRequest()
         _fill_model_spec(request.model_spec, self._model_name, signature_name, version, label)
         for alias, array in inputs.items():

@@ -100,10 +100,11 @@ class RestTransport:
             raise ServingError(grpc.StatusCode.INTERNAL,
                                f"unreadable answer from {self.target}: {error.message}") from None
 
-    def predict(self, inputs, signature_name, version, label, timeout, form=None):
+    def predict(self, inputs, signature_name, version, label, timeout, form, output_dtypes):
         body = _json_client.encode_predict_request(inputs, form, signature_name)
         answer = self._send("POST", self._url(version, label, ":predict"), timeout, body)
-        return self._decoded(_json_client.decode_predict_response, answer)
+        return self._decoded(lambda text: _json_client.decode_predict_response(
+            text, output_dtypes), answer)
 
     def _examples(self, examples, context, signature_name):
         features = [_client_examples.to_features(item) for item in examples]
