@@ -61,6 +61,14 @@ def test_predict_one_input_from_a_bare_array(connect):
     assert outputs.dtype == np.float32
 
 
+@pytest.mark.parametrize("x", [[[1.0], [2.0]], np.array([[1], [2]]), np.array([[1.0], [2.0]])],
+                         ids=["list", "int64", "float64"])
+def test_numbers_are_cast_to_the_signatures_dtype(connect, x):
+    outputs = connect().predict(x)
+    assert outputs.dtype == np.float32
+    np.testing.assert_array_equal(outputs, [[2.5], [3.0]])
+
+
 @pytest.mark.parametrize("rows", [1, 3])
 def test_predict_two_inputs_equals_in_process_outputs(connect, manager, rows):
     inputs = grpc_servers.pair_inputs(rows)

@@ -225,7 +225,9 @@ class Client:
 
         Args:
           inputs: a numpy array (or array-like) for a signature with one
-            input, or a dict of input name -> array.
+            input, or a dict of input name -> array. Numbers are cast to the
+            signature's number types (as TF Serving reads JSON numbers), so
+            float64 arrays and Python lists can feed a float32 input.
           signature_name: the signature; None for ``serving_default``.
             Defaults to None.
           version: the model version to call; None for the latest. Defaults to None.
@@ -257,7 +259,31 @@ class Client:
                              "whole tensors.")
         if None in arrays:
             arrays = {self._single_input_name(signature_name, version, label): arrays[None]}
+        arrays = self._as_input_dtypes(arrays, signature_name, version, label)
         return self._call(self._transport.predict, arrays, signature_name, version, label)
+
+    def _as_input_dtypes(self, arrays, signature_name, version, label):
+        """Numeric inputs cast to the signature's numeric dtypes, as REST's JSON is.
+
+        TF Serving's Predict does not cast a float64 tensor to a float32 input
+        (INVALID_ARGUMENT), while the same values sent as JSON are read as
+        float32; casting here makes ``predict([[1.0]])`` (a float64 array)
+        work through either protocol. Other mismatches go to the server as
+        they are, so it answers with its own error.
+        """
+        signature = self._signature(signature_name, version, label)
+        if signature is None:
+            return arrays
+        cast = {}
+        for name, array in arrays.items():
+            info = signature.inputs.get(name)
+            wanted = jt.numpy_dtype(info.dtype) if info is not None and _json_readable(
+                info.dtype) else None
+            numeric = wanted is not None and np.dtype(wanted).kind in "biuf"
+            if numeric and array.dtype.kind in "biuf" and array.dtype != wanted:
+                array = array.astype(wanted)
+            cast[name] = array
+        return cast
 
     def classify(self, examples, context=None, signature_name=None, version=None, label=None):
         """Classifies tf.Examples with a classify signature.
