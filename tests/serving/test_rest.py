@@ -52,10 +52,12 @@ def served(tmp_path_factory, half_plus_two_base):
     for name, model in models.items():
         export.saved_model(model, str(root / name), version=1, verify=False)
     for name, base in [(HPT, half_plus_two_base), ("one", root / "one"), ("two", root / "two")]:
-        entry = config.model_config_list.config.add(name=name, base_path=str(base),
-                                                    model_platform="tensorflow")
-        del entry
-    manager = ServableManager(config, file_system_poll_wait_seconds=0)
+        config.model_config_list.config.add(name=name, base_path=str(base),
+                                            model_platform="tensorflow")
+    config.model_config_list.config[1].version_labels["stable"] = 1
+    # Labels in a config at start-up need this, as in TF Serving.
+    manager = ServableManager(config, file_system_poll_wait_seconds=0,
+                              allow_version_labels_for_unavailable_models=True)
     manager.start()
     parameters = session_bundle_config_pb2.BatchingParameters()
     parameters.max_batch_size.value = 64
@@ -124,6 +126,21 @@ def test_predict_half_plus_two(served, client, body, expected):
 def test_predict_paths_with_version_case_and_escapes(served, client, path):
     response = _post(client, served[0], path, {"instances": [0.0]})
     assert response.status_code == 200 and response.json() == {"predictions": [2.0]}
+
+
+def test_labels_resolve_for_predict_and_metadata_and_are_ignored_by_status(served, client):
+    x = [[1.0, 2.0, 3.0]]
+    labelled = _post(client, served[0], "/v1/models/one/labels/stable:predict", {"instances": x})
+    latest = _post(client, served[0], "/v1/models/one:predict", {"instances": x})
+    assert labelled.status_code == 200 and labelled.json() == latest.json()
+    metadata = client.get(served[0].url + "/v1/models/one/labels/stable/metadata").json()
+    assert metadata["model_spec"]["version"] == "1"
+    # get_model_status_impl.cc ignores the label, even an unknown one: all versions.
+    status = client.get(served[0].url + "/v1/models/one/labels/nope").json()
+    assert [v["version"] for v in status["model_version_status"]] == ["1"]
+    unknown = client.get(served[0].url + "/v1/models/one/labels/nope/metadata")
+    assert unknown.status_code == 400
+    assert unknown.json() == {"error": "Unrecognized servable version label: nope"}
 
 
 def test_classify_and_regress_on_half_plus_two(served, client):
@@ -288,3 +305,33 @@ class _FakeManager:
         raise AssertionError("not called")
 
     status = servable
+
+
+class _RecordingMetrics:
+    path = "/monitoring/prometheus/metrics"
+
+    def __init__(self):
+        self.records = []
+
+    def render(self):
+        return b"# TYPE requests counter\nrequests 1\n", "text/plain; version=0.0.4"
+
+    def record(self, model_name, api, code, seconds):
+        self.records.append((model_name, api, code.name, seconds >= 0))
+
+
+def test_metrics_are_served_at_their_path_and_each_call_is_recorded(served, client):
+    metrics = _RecordingMetrics()
+    manager = served[0].server.config.app.manager
+    app = RunningApp(make_rest_app(manager, metrics=metrics))
+    try:
+        response = client.get(app.url + metrics.path)
+        assert response.status_code == 200 and response.text.startswith("# TYPE")
+        assert response.headers["content-type"].startswith("text/plain")
+        _post(client, app, f"/v1/models/{HPT}:predict", {"instances": [1.0]})
+        _post(client, app, "/v1/models/nope:predict", {"instances": [1.0]})
+        client.get(app.url + f"/v1/models/{HPT}/metadata")
+    finally:
+        app.stop()
+    assert metrics.records == [(HPT, "predict", "OK", True), ("nope", "predict", "NOT_FOUND", True),
+                               (HPT, "metadata", "OK", True)]
