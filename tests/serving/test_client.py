@@ -269,6 +269,17 @@ def test_grpc_calls_have_a_deadline(manager):
         client.close()
 
 
+def test_the_metadata_lookup_counts_against_the_calls_deadline(manager):
+    # A bare array needs the input's name from the metadata first: 0.25 s for it,
+    # 0.25 s for the call, 0.4 s for both.
+    with grpc_servers.grpc_server(SlowManager(manager, 0.25)) as port:
+        client = Client("127.0.0.1", model_name="half_plus_two", grpc_port=port, timeout=0.4)
+        with pytest.raises(ServingError) as info:
+            client.predict(np.ones((1, 1), np.float32))
+        assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        client.close()
+
+
 def test_rest_calls_have_a_deadline():
     # A server that accepts the connection and never answers.
     with socket.socket() as listener:

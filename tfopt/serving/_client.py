@@ -8,6 +8,7 @@ exponential backoff, up to `retries` times and never past the call's deadline.
 """
 
 import collections.abc
+import contextlib
 import math
 import threading
 import time
@@ -146,6 +147,7 @@ class Client:
             self._transport = RestTransport(host, rest_port, model_name)
         self._signatures = {}
         self._lock = threading.Lock()
+        self._local = threading.local()  # the deadline of the call under way in each thread
 
     def __repr__(self):
         return (f"Client({self._transport.target}, model_name={self.model_name!r}, "
@@ -161,9 +163,21 @@ class Client:
     def __exit__(self, *unused):
         self.close()
 
+    @contextlib.contextmanager
+    def _one_deadline(self):
+        """The transport calls made inside (a metadata lookup, then the call) share one deadline."""
+        outer = getattr(self._local, "deadline", None)
+        if outer is None:
+            self._local.deadline = time.monotonic() + self.timeout
+        try:
+            yield
+        finally:
+            if outer is None:
+                self._local.deadline = None
+
     def _call(self, method, *args, **kwargs):
         """Calls the transport, retrying while the server is unavailable, within the deadline."""
-        deadline = time.monotonic() + self.timeout
+        deadline = getattr(self._local, "deadline", None) or time.monotonic() + self.timeout
         backoff = _FIRST_BACKOFF
         for attempt in range(self.retries + 1):
             remaining = deadline - time.monotonic()
@@ -248,15 +262,19 @@ class Client:
         version = _validate_version(version, label)
         _validate_form(form)
         arrays = _validate_inputs(inputs)
+        if self.protocol == "grpc" and form is not None:
+            raise ValueError(f"form={form!r} applies to protocol='rest' only; gRPC sends "
+                             "whole tensors.")
+        with self._one_deadline():
+            return self._predict(arrays, signature_name, version, label, form)
+
+    def _predict(self, arrays, signature_name, version, label, form):
         if self.protocol == "rest":
             rest_form = _rest_form(arrays, form)
             body_inputs = arrays[None] if None in arrays else arrays
             output_dtypes = self._output_dtypes(signature_name, version, label)
             return self._call(self._transport.predict, body_inputs, signature_name, version,
                               label, form=rest_form, output_dtypes=output_dtypes)
-        if form is not None:
-            raise ValueError(f"form={form!r} applies to protocol='rest' only; gRPC sends "
-                             "whole tensors.")
         if None in arrays:
             arrays = {self._single_input_name(signature_name, version, label): arrays[None]}
         arrays = self._as_input_dtypes(arrays, signature_name, version, label)
