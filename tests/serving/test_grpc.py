@@ -3,6 +3,7 @@
 import grpc
 import numpy as np
 import pytest
+import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.core.example import example_pb2
 from tensorflow_serving.apis import classification_pb2
@@ -394,3 +395,40 @@ def test_add_servicers_validates_its_arguments(manager):
         _grpc.add_servicers(object(), manager)
     with pytest.raises(TypeError, match="manager must be a tfopt.serving ServableManager"):
         _grpc.add_servicers(grpc.server(None), object())
+
+
+class FailingServable:
+    name, version = "broken", 1
+
+    def __init__(self, error):
+        self.error = error
+
+    def predict(self, inputs, signature_name="", output_filter=()):
+        raise self.error
+
+
+class FailingManager:
+    def __init__(self, error):
+        self.error = error
+
+    def servable(self, model_name, version=None, label=None):
+        return FailingServable(self.error)
+
+    def status(self, model_name, version=None, label=None):
+        raise AssertionError("not called")
+
+    def reload_config(self, config):
+        raise AssertionError("not called")
+
+
+@pytest.mark.parametrize("error, code, message", [
+    (tf.errors.ResourceExhaustedError(None, None, "OOM when allocating"),
+     grpc.StatusCode.RESOURCE_EXHAUSTED, "OOM when allocating"),
+    (RuntimeError("boom"), grpc.StatusCode.INTERNAL, "RuntimeError: boom"),
+])
+def test_unexpected_errors_become_a_status_and_the_server_lives_on(error, code, message):
+    with grpc_servers.grpc_server(FailingManager(error)) as port, grpc.insecure_channel(
+            f"127.0.0.1:{port}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        for _ in range(2):
+            assert abort_of(stub.Predict, predict_request("broken")) == (code, message)
