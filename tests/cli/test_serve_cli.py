@@ -109,7 +109,12 @@ def _grpc_status(port):
         return model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(request, timeout=10)
 
 
-def test_serves_rest_and_grpc_and_stops_on_sigint(half_plus_two_base):
+@pytest.mark.parametrize("stop, exit_status, last_line", [
+    (signal.SIGTERM, 0, "Exporting HTTP/REST API at:"),
+    (signal.SIGINT, 130, "tfopt-serve: error: interrupted."),  # Ctrl-C: the tools' status
+], ids=["sigterm", "sigint"])
+def test_serves_rest_and_grpc_and_stops_on_a_signal(half_plus_two_base, stop, exit_status,
+                                                    last_line):
     grpc_port, rest_port = _free_port(), _free_port()
     process = start_process([sys.executable, "-m", "tfopt.cli.serve", f"--port={grpc_port}",
                              f"--rest_api_port={rest_port}", f"--model_name={HPT}",
@@ -126,9 +131,10 @@ def test_serves_rest_and_grpc_and_stops_on_sigint(half_plus_two_base):
         assert httpx.get(url, timeout=20).json()["model_version_status"][0]["state"] == "AVAILABLE"
         status = _grpc_status(grpc_port)
         assert [v.version for v in status.model_version_status] == [123]
-        process.send_signal(signal.SIGINT)  # Ctrl-C: the tools' status for an interruption
-        assert process.wait(timeout=30) == 130
-        assert lines.lines[-1] == "tfopt-serve: error: interrupted."
+        process.send_signal(stop)
+        assert process.wait(timeout=30) == exit_status
+        time.sleep(0.2)  # the reader thread takes the last lines
+        assert lines.lines[-1].startswith(last_line), lines.lines[-3:]
     finally:
         if process.poll() is None:
             process.kill()

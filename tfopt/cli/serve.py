@@ -11,7 +11,7 @@ names and defaults, so commands carry over:
 Serves TF Serving's gRPC API (PredictionService, ModelService) on --port and its
 REST API on --rest_api_port (0: off), on 127.0.0.1 unless --host says otherwise.
 Versions are numeric directories of the base path, polled every
---file_system_poll_wait_seconds. Stop it with Ctrl-C.
+--file_system_poll_wait_seconds. Stop it with Ctrl-C (exit status 130) or SIGTERM (0).
 """
 
 import signal
@@ -130,6 +130,11 @@ def _bind(port, what):
     return sock
 
 
+def _terminate(signum, frame):
+    del signum, frame
+    raise SystemExit(0)
+
+
 def _log(line):
     print(line, file=sys.stderr, flush=True)
 
@@ -157,18 +162,18 @@ def main(argv):
         num_request_iterations_for_warmup=_WARMUP_ITERATIONS.value,
         allow_version_labels_for_unavailable_models=_ALLOW_LABELS.value, log=_log)
     rest_socket = _bind(_REST_API_PORT.value, "--rest_api_port") if _REST_API_PORT.value else None
+    # SIGTERM (docker stop, kill) ends the run with status 0 after the clean-up below;
+    # uvicorn passes the signal on to this handler once it has shut down.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         server.start()
         if _PORT.value:
             server.start_grpc(_HOST.value, _PORT.value)
         if rest_socket is not None:
             _log(f"Exporting HTTP/REST API at:{_HOST.value}:{_REST_API_PORT.value} ...")
-            server.serve_rest(rest_socket)  # returns on SIGINT / SIGTERM
+            server.serve_rest(rest_socket)
         else:
-            stop = threading.Event()
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
-            while not stop.wait(1.0):
-                pass
+            threading.Event().wait()
     finally:
         server.stop()
         if rest_socket is not None:
