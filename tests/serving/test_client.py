@@ -12,6 +12,8 @@ from tensorflow.core.example import example_pb2
 
 from tests.serving import grpc_servers
 from tests.serving.rest_server import RunningApp
+from tfopt.serving import _client_examples
+from tfopt.serving import _json_examples
 from tfopt.serving._client import Client
 from tfopt.serving._client_rest import status_code
 from tfopt.serving._errors import ServingError
@@ -369,3 +371,19 @@ def test_form_is_for_rest_only():
     client = Client("127.0.0.1", model_name="m", grpc_port=free_port(), retries=0)
     with pytest.raises(ValueError, match="applies to protocol='rest' only"):
         client.predict({"x": X}, form="row")
+
+
+def test_examples_as_dicts_and_protos_build_the_same_example():
+    features = {"f": [1.0, 2.5], "i": [3, -4], "b": [True], "s": ["é", b"\xff"], "one": 2.0}
+    example = _client_examples.to_example(features)
+    kinds = {name: feature.WhichOneof("kind")
+             for name, feature in example.features.feature.items()}
+    assert kinds == {"f": "float_list", "i": "int64_list", "b": "int64_list",
+                     "s": "bytes_list", "one": "float_list"}
+    assert list(example.features.feature["s"].bytes_list.value) == ["é".encode(), b"\xff"]
+    # A proto sent over REST goes as a dict that the server turns back into the same proto.
+    assert _client_examples.to_example(_client_examples.to_features(example)) == example
+    # Whole floats stay floats in the JSON (80.0, not 80, which TF Serving reads as int64).
+    body = _json_examples.encode_examples_request([_client_examples.to_features(
+        _client_examples.to_example({"x": 80.0}))])
+    assert body == '{"examples": [{"x": [80.0]}]}'
