@@ -15,6 +15,7 @@ import pytest
 from tests.cli.conftest import start_process
 from tests.serving.conftest import half_plus_two_base  # noqa: F401  (a fixture)
 from tfopt.cli import serve
+from tfopt.serving._errors import ServingError
 
 HPT = "half_plus_two"
 
@@ -153,3 +154,34 @@ def test_a_busy_rest_port_is_a_one_line_failure(half_plus_two_base):
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 1, result.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_the_config_file_is_re_read_every_poll(tmp_path, half_plus_two_base):
+    from tfopt.cli import _serve_run  # pylint: disable=import-outside-toplevel
+    from tfopt.export import _model_server_config  # pylint: disable=import-outside-toplevel
+
+    def write(names):
+        text = "".join(f'config {{ name: "{name}" base_path: "{half_plus_two_base}" '
+                       'model_platform: "tensorflow" }\n' for name in names)
+        path.write_text("model_config_list {\n" + text + "}\n")
+
+    path = tmp_path / "models.config"
+    write([HPT])
+    config = _model_server_config.read_model_server_config(str(path))
+    server = _serve_run.Server(config, model_config_file=str(path),
+                               model_config_file_poll_wait_seconds=1,
+                               file_system_poll_wait_seconds=0, log=lambda line: None)
+    server.start()
+    try:
+        assert server.manager.model_names() == [HPT]
+        write([HPT, "again"])
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert server.manager.servable("again").version == 123
+                break
+            except ServingError:
+                assert time.monotonic() < deadline, "the new config was not loaded in 20 s"
+                time.sleep(0.1)
+    finally:
+        server.stop()
