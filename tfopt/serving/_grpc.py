@@ -28,7 +28,6 @@ from tfopt.serving import _grpc_tensors
 from tfopt.serving._errors import ServingError
 from tfopt.serving._errors import from_op_error
 
-DEFAULT_SIGNATURE = "serving_default"
 SIGNATURE_DEF_FIELD = "signature_def"
 MESSAGE_LIMIT = 1024  # grpc_status_util.cc kErrorMessageLimit
 
