@@ -1,5 +1,6 @@
 """Tests of tfopt-serve: tensorflow_model_server's flags, usage errors, a real run over loopback."""
 
+import http.client
 import os
 import signal
 import socket
@@ -100,6 +101,19 @@ class _Lines:
         raise AssertionError(f"no line {start!r} in {seconds} s:\n" + "\n".join(self.lines))
 
 
+def _median_status_seconds(port, count=11):
+    """The median time of `count` status requests on one keep-alive connection."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        connection.request("GET", f"/v1/models/{HPT}")
+        assert connection.getresponse().read()
+        times.append(time.perf_counter() - start)
+    connection.close()
+    return sorted(times)[count // 2]
+
+
 def _grpc_status(port):
     from tensorflow_serving.apis import get_model_status_pb2  # pylint: disable=import-outside-toplevel
     from tensorflow_serving.apis import model_service_pb2_grpc  # pylint: disable=import-outside-toplevel
@@ -130,6 +144,7 @@ def test_serves_rest_and_grpc_and_stops_on_a_signal(half_plus_two_base, stop, ex
         response = httpx.post(url + ":predict", content='{"instances": [1.0, 2.0]}', timeout=20)
         assert response.json() == {"predictions": [2.5, 3.0]}
         assert httpx.get(url, timeout=20).json()["model_version_status"][0]["state"] == "AVAILABLE"
+        assert _median_status_seconds(rest_port) < 0.025  # no 40 ms delayed-ACK stall
         status = _grpc_status(grpc_port)
         assert [v.version for v in status.model_version_status] == [123]
         process.send_signal(stop)

@@ -118,7 +118,9 @@ def _model_server_config():
 def _bind(port, what):
     """A listening socket on --host:`port`, so a busy port is a clear error before serving."""
     family = socket.AF_INET6 if ":" in _HOST.value else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
+    # without it uvicorn's separate header and body writes wait 40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((_HOST.value, port))
