@@ -1,5 +1,6 @@
 """Batcher: concurrent predict calls merged into one signature call, each caller its own rows."""
 
+import concurrent.futures
 import threading
 import time
 
@@ -176,3 +177,15 @@ def test_a_full_queue_refuses_with_unavailable(make_batcher):
 def test_bad_parameters_raise_naming_them(bad, error, text):
     with pytest.raises(error, match=text):
         Batcher(bad)
+
+
+def test_the_default_signature_by_either_name_shares_batches(make_batcher):
+    servable = RecordingServable()
+    batcher = make_batcher(max_batch_size=2, batch_timeout_micros=10_000_000, num_batch_threads=1)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        calls = [pool.submit(batcher.predict, servable, name, {"x": np.full((1, 2), i, np.float32)})
+                 for i, name in enumerate(["", "serving_default"])]
+        results = [call.result(timeout=20) for call in calls]
+    assert servable.calls == [2]  # one full batch, not two waiting for the 10 s timeout
+    for i, (_, outputs) in enumerate(results):
+        np.testing.assert_array_equal(outputs["y"], expected(np.full((1, 2), i, np.float32)))

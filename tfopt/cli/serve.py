@@ -14,6 +14,7 @@ Versions are numeric directories of the base path, polled every
 --file_system_poll_wait_seconds. Stop it with Ctrl-C (exit status 130) or SIGTERM (0).
 """
 
+import os
 import signal
 import socket
 import sys
@@ -96,8 +97,6 @@ def _read(flag, reader):
 
 def _model_server_config():
     # pylint: disable=import-outside-toplevel
-    import os
-
     from tensorflow_serving.config import model_server_config_pb2
 
     from tfopt.export import _model_server_config

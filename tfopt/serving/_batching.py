@@ -32,6 +32,7 @@ from tfopt.serving._errors import ServingError
 _DEFAULT_MAX_BATCH_SIZE = 1000
 _DEFAULT_TIMEOUT_MICROS = 0
 _DEFAULT_MAX_ENQUEUED_BATCHES = 10
+_DEFAULT_SIGNATURE = "serving_default"
 
 
 @dataclasses.dataclass
@@ -133,7 +134,9 @@ class Batcher:
           ServingError: what the servable raises for these inputs alone;
             UNAVAILABLE when the queue is full or the batcher is stopped.
         """
-        key, rows = _batch_key(servable, signature_name, inputs, output_filter)
+        # "" and "serving_default" name one signature: their calls share batches.
+        key, rows = _batch_key(servable, signature_name or _DEFAULT_SIGNATURE, inputs,
+                               output_filter)
         if key is None or rows > self.max_batch_size:
             return servable.predict(inputs, signature_name, output_filter)
         task = _Task(inputs, rows, futures.Future(), time.monotonic())

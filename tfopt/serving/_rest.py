@@ -150,7 +150,9 @@ class _RestApp:
         if call.api == "status":
             # get_model_status_impl.cc ignores a label: all versions are listed.
             return _rest_json.status_json(self.manager.status(call.model_name, call.version))
-        servable_of = lambda: self.manager.servable(call.model_name, call.version, call.label)
+        def servable_of():
+            return self.manager.servable(call.model_name, call.version, call.label)
+
         if call.api == "metadata":
             servable = servable_of()
             return _rest_json.metadata_json(servable.name, servable.version, servable.metadata())
