@@ -157,18 +157,22 @@ def test_serves_rest_and_grpc_and_stops_on_a_signal(half_plus_two_base, stop, ex
         process.wait(timeout=30)
 
 
-def test_a_busy_rest_port_is_a_one_line_failure(half_plus_two_base):
+@pytest.mark.parametrize("busy_flag", ["--port", "--rest_api_port"])
+def test_a_busy_port_is_a_one_line_failure(half_plus_two_base, busy_flag):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
+        ports = {"--port": _free_port(), "--rest_api_port": _free_port(), busy_flag: port}
         result = subprocess.run(
-            [sys.executable, "-m", "tfopt.cli.serve", "--port=0", f"--rest_api_port={port}",
+            [sys.executable, "-m", "tfopt.cli.serve", *[f"{k}={v}" for k, v in ports.items()],
              f"--model_base_path={half_plus_two_base}", "--file_system_poll_wait_seconds=0"],
             capture_output=True, text=True, timeout=120,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 1, result.stderr
-    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"cannot listen on 127.0.0.1:{port}" in last, result.stderr
+    assert "AVAILABLE" not in result.stderr  # refused before any model loads
 
 
 def test_the_config_file_is_re_read_every_poll(tmp_path, half_plus_two_base):

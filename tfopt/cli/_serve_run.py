@@ -69,6 +69,7 @@ class Server:
         self._stopped = threading.Event()
         self._threads = []
         self._grpc = None
+        self._grpc_address = None
         self._uvicorn = None
 
     def start(self):
@@ -88,19 +89,34 @@ class Server:
             except Exception as error:  # pylint: disable=broad-except  (keep serving the old one)
                 self._log(f"Failed to reload {self._config_file}: {error}")
 
-    def start_grpc(self, host, port):
-        """Serves PredictionService and ModelService on `host`:`port`."""
+    def bind_grpc(self, host, port):
+        """Adds PredictionService and ModelService on `host`:`port`; serving starts in start_grpc.
+
+        Raises:
+          OSError: the address cannot be listened on (a busy port, a bad host).
+        """
         # pylint: disable=import-outside-toplevel
         from tfopt.serving import _grpc
 
-        self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4 * (os.cpu_count() or 1)),
-                                 options=_GRPC_OPTIONS)
-        _grpc.add_servicers(self._grpc, self.manager, self.batcher, self.metrics)
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4 * (os.cpu_count() or 1)),
+                             options=_GRPC_OPTIONS)
+        _grpc.add_servicers(server, self.manager, self.batcher, self.metrics)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        if not self._grpc.add_insecure_port(address):
-            raise RuntimeError(f"cannot listen on {address} (gRPC, --port)")
+        try:
+            bound = server.add_insecure_port(address)
+        except RuntimeError:  # grpcio raises where older versions returned 0
+            bound = 0
+        if not bound:
+            server.stop(None)
+            raise OSError(f"cannot listen on {address} (gRPC, --port): the port is in use or "
+                          "the address is not this machine's.")
+        self._grpc = server
+        self._grpc_address = address
+
+    def start_grpc(self):
+        """Starts serving gRPC on the address of `bind_grpc`."""
         self._grpc.start()
-        self._log(f"Running gRPC ModelServer at {address} ...")
+        self._log(f"Running gRPC ModelServer at {self._grpc_address} ...")
 
     def rest_app(self):
         """The REST API's ASGI app over this server's models."""

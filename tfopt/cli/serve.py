@@ -162,14 +162,22 @@ def main(argv):
         enable_model_warmup=_ENABLE_WARMUP.value,
         num_request_iterations_for_warmup=_WARMUP_ITERATIONS.value,
         allow_version_labels_for_unavailable_models=_ALLOW_LABELS.value, log=_log)
+    # Both ports are taken before the models load, so a busy one fails at once.
     rest_socket = _bind(_REST_API_PORT.value, "--rest_api_port") if _REST_API_PORT.value else None
+    if _PORT.value:
+        try:
+            server.bind_grpc(_HOST.value, _PORT.value)
+        except OSError as error:
+            if rest_socket is not None:
+                rest_socket.close()
+            raise _app.Failure(str(error)) from error
     # SIGTERM (docker stop, kill) ends the run with status 0 after the clean-up below;
     # uvicorn passes the signal on to this handler once it has shut down.
     signal.signal(signal.SIGTERM, _terminate)
     try:
         server.start()
         if _PORT.value:
-            server.start_grpc(_HOST.value, _PORT.value)
+            server.start_grpc()
         if rest_socket is not None:
             _log(f"Exporting HTTP/REST API at:{_HOST.value}:{_REST_API_PORT.value} ...")
             server.serve_rest(rest_socket)
