@@ -8,6 +8,10 @@ limit.
 
 import concurrent.futures
 import json
+import os
+import shutil
+import threading
+import time
 
 import httpx
 import numpy as np
@@ -335,3 +339,48 @@ def test_metrics_are_served_at_their_path_and_each_call_is_recorded(served, clie
         app.stop()
     assert metrics.records == [(HPT, "predict", "OK", True), ("nope", "predict", "NOT_FOUND", True),
                                (HPT, "metadata", "OK", True)]
+
+
+def test_versions_added_and_removed_under_load_fail_no_request(tmp_path, half_plus_two_base):
+    base = tmp_path / HPT
+    shutil.copytree(half_plus_two_base, base)
+    config = model_server_config_pb2.ModelServerConfig()
+    config.model_config_list.config.add(name=HPT, base_path=str(base), model_platform="tensorflow")
+    manager = ServableManager(config, file_system_poll_wait_seconds=0.1)
+    manager.start()
+    app = RunningApp(make_rest_app(manager))
+    stop = threading.Event()
+    answers, failures = [], []
+
+    def load():
+        with httpx.Client(timeout=20) as session:
+            while not stop.is_set():
+                response = session.post(app.url + f"/v1/models/{HPT}:predict",
+                                        content='{"instances": [2.0]}')
+                (answers if response.status_code == 200 else failures).append(response.text)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        for version in (124, 125):  # added, each replacing the one before
+            shutil.copytree(base / "123", base / f".tmp{version}")
+            os.rename(base / f".tmp{version}", base / str(version))
+            _wait_for_latest(manager, version)
+        shutil.rmtree(base / "125")  # removed: 124 is served again
+        _wait_for_latest(manager, 124)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=20)
+        app.stop()
+        manager.stop()
+    assert failures == [] and len(answers) > 20
+    assert all(json.loads(text) == {"predictions": [3.0]} for text in answers)
+
+
+def _wait_for_latest(manager, version, seconds=30):
+    deadline = time.monotonic() + seconds
+    while manager.servable(HPT).version != version:
+        assert time.monotonic() < deadline, f"version {version} not served in {seconds} s"
+        time.sleep(0.05)
