@@ -115,8 +115,9 @@ def _median_status_seconds(port, count=11):
 
 
 def _grpc_status(port):
-    from tensorflow_serving.apis import get_model_status_pb2  # pylint: disable=import-outside-toplevel
-    from tensorflow_serving.apis import model_service_pb2_grpc  # pylint: disable=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel  (TensorFlow loads slowly; only this test needs it)
+    from tensorflow_serving.apis import get_model_status_pb2
+    from tensorflow_serving.apis import model_service_pb2_grpc
 
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         request = get_model_status_pb2.GetModelStatusRequest()

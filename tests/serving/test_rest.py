@@ -126,7 +126,8 @@ def test_predict_half_plus_two(served, client, body, expected):
 
 
 @pytest.mark.parametrize("path", [f"/v1/models/{HPT}/versions/123:predict",
-                                  f"/V1/MODELS/{HPT}:predict", "/v1/models/half%5Fplus_two:predict"])
+                                  f"/V1/MODELS/{HPT}:predict",
+                                  "/v1/models/half%5Fplus_two:predict"])
 def test_predict_paths_with_version_case_and_escapes(served, client, path):
     response = _post(client, served[0], path, {"instances": [0.0]})
     assert response.status_code == 200 and response.json() == {"predictions": [2.0]}
@@ -191,7 +192,8 @@ def test_predict_one_and_two_input_models_match_keras(served, client, form):
 # JSON tensor and e2e tests.
 _ERRORS = [
     ("GET", "/v1/models", None, 400, "Missing model name in request."),
-    ("GET", f"/v1/models/{HPT}:predict", None, 400, f"Malformed request: GET /v1/models/{HPT}:predict"),
+    ("GET", f"/v1/models/{HPT}:predict", None, 400,
+     f"Malformed request: GET /v1/models/{HPT}:predict"),
     ("POST", f"/v1/models/{HPT}", "{}", 400, f"Malformed request: POST /v1/models/{HPT}"),
     ("GET", f"/v1/models/{HPT}/version/50", None, 400, "Malformed request: GET"),
     ("GET", f"/v1/models/{HPT}/versions/HELLO", None, 400, "Malformed request: GET"),
@@ -224,9 +226,12 @@ _ERRORS = [
      'Serving signature name: "nope" not found in signature def'),
     ("POST", f"/v1/models/{HPT}:predict", '{"instances": [1.0], "inputs": [1.0]}', 400,
      "Not formatted correctly expecting only one of 'inputs' or 'instances' keys"),
-    ("POST", f"/v1/models/{HPT}:predict", '{"x": [1.0]}', 400, "Missing 'inputs' or 'instances' key"),
-    ("POST", f"/v1/models/{HPT}:predict", '{"instances": []}', 400, "No values in 'instances' array"),
-    ("POST", f"/v1/models/{HPT}:predict", '{"instances": ["a"]}', 400, "is not of expected type: float"),
+    ("POST", f"/v1/models/{HPT}:predict", '{"x": [1.0]}', 400,
+     "Missing 'inputs' or 'instances' key"),
+    ("POST", f"/v1/models/{HPT}:predict", '{"instances": []}', 400,
+     "No values in 'instances' array"),
+    ("POST", f"/v1/models/{HPT}:predict", '{"instances": ["a"]}', 400,
+     "is not of expected type: float"),
     ("POST", "/v1/models/two:predict", '{"instances": [{"a": [1, 2]}]}', 400,
      "keys must be equal to: a,b"),
     ("POST", "/v1/models/two:predict", '{"inputs": {"a": [[1, 2]], "z": [[1]]}}', 400,
