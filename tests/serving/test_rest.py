@@ -6,6 +6,7 @@ Two apps run on uvicorn: a plain one, and one with a Batcher and a small body
 limit.
 """
 
+import base64
 import concurrent.futures
 import json
 import os
@@ -389,3 +390,22 @@ def _wait_for_latest(manager, version, seconds=30):
     while manager.servable(HPT).version != version:
         assert time.monotonic() < deadline, f"version {version} not served in {seconds} s"
         time.sleep(0.05)
+
+
+def test_a_classify_signature_can_be_predicted_with_b64_examples(served, client):
+    from tests.serving import half_plus_two  # pylint: disable=import-outside-toplevel
+
+    examples = [half_plus_two.example(x) for x in (1.0, 3.0)]
+    body = {"signature_name": "classify_x_to_y",
+            "instances": [{"b64": base64.b64encode(e).decode("ascii")} for e in examples]}
+    response = _post(client, served[0], f"/v1/models/{HPT}:predict", body)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": [[2.5], [3.5]]}
+
+
+def test_the_request_content_type_is_ignored(served, client):
+    # curl -d sends application/x-www-form-urlencoded; TF Serving reads the body as JSON.
+    response = client.post(served[0].url + f"/v1/models/{HPT}:predict",
+                           content='{"instances": [1.0]}',
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 200 and response.json() == {"predictions": [2.5]}
