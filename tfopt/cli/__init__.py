@@ -32,3 +32,8 @@ def run_kit():
 def run_monitor():
     """The `tfopt-monitor` console script."""
     _start("monitor")
+
+
+def run_serve():
+    """The `tfopt-serve` console script."""
+    _start("serve")
