@@ -30,7 +30,7 @@ def replay(servable, version_dir, iterations=1):
         return 0
     count = 0
     try:
-        for record in tf.compat.v1.io.tf_record_iterator(path):
+        for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
             log = prediction_log_pb2.PredictionLog()
             try:
                 log.ParseFromString(record)
