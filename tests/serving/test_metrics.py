@@ -160,3 +160,22 @@ def test_tfopt_serve_builds_metrics_from_its_monitoring_config(path, served_at):
                                monitoring=monitoring, log=lambda line: None)
     assert isinstance(server.metrics, _metrics.Metrics)
     assert server.metrics.path == served_at
+
+
+def test_tfopt_serve_metrics_report_its_models_states(half_plus_two_base):
+    """The state gauge of tfopt-serve itself: its Server hands its manager to Metrics."""
+    monitoring = monitoring_config_pb2.MonitoringConfig()
+    monitoring.prometheus_config.enable = True
+    config = model_server_config_pb2.ModelServerConfig()
+    config.model_config_list.config.add(name=HPT, base_path=half_plus_two_base,
+                                        model_platform="tensorflow")
+    server = _serve_run.Server(config, monitoring=monitoring, log=lambda line: None,
+                               file_system_poll_wait_seconds=0)
+    server.manager.start()
+    try:
+        text = server.metrics.render()[0].decode()
+    finally:
+        server.manager.stop()
+    line = (f'{_metrics.MODEL_VERSION_STATE}{{model_name="{HPT}",state="AVAILABLE",'
+            f'version="{VERSION}"}} 1.0')
+    assert line in text, text[-1500:]

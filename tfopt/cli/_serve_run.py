@@ -31,18 +31,13 @@ def default_batching():
     return session_bundle_config_pb2.BatchingParameters()
 
 
-def _metrics(monitoring, log):
-    """The metrics recorder for a MonitoringConfig, or None when metrics are off."""
+def _prometheus(monitoring, manager):
+    """The Prometheus recorder for a MonitoringConfig (model states from `manager`), or None."""
     if monitoring is None or not monitoring.prometheus_config.enable:
         return None
-    try:
-        from tfopt.serving import _metrics  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        # Hook: the Prometheus recorder (tfopt/serving/_metrics.py) is not written yet.
-        log("--monitoring_config_file: Prometheus metrics are not available in this build; "
-            "serving without them.")
-        return None
-    return _metrics.Metrics(monitoring.prometheus_config.path or _layout.PROMETHEUS_PATH)
+    from tfopt.serving import _metrics  # pylint: disable=import-outside-toplevel
+    return _metrics.Metrics(monitoring.prometheus_config.path or _layout.PROMETHEUS_PATH,
+                            manager)
 
 
 class Server:
@@ -62,7 +57,7 @@ class Server:
                  model_config_file_poll_wait_seconds=0, log=print, **manager_args):
         self.manager = ServableManager(config, **manager_args)
         self.batcher = Batcher(batching) if batching is not None else None
-        self.metrics = _metrics(monitoring, log)
+        self.metrics = _prometheus(monitoring, self.manager)
         self._config_file = model_config_file
         self._config_poll = model_config_file_poll_wait_seconds
         self._log = log
