@@ -205,3 +205,15 @@ def test_kubernetes_job_scrapes_the_kit_pods_where_their_annotations_say():
 def test_both_configs_load_the_alert_rules():
     for path in (LOCAL_CONFIG, KUBERNETES_CONFIG):
         assert _load(path)["rule_files"] == ["alerts.yml"]
+
+
+def test_readme_promtool_commands_run_as_written():
+    """serving/README.md's marked promtool block, in bash from serving/."""
+    with open(os.path.join(SERVING_DIR, "README.md"), encoding="utf-8") as stream:
+        [block] = re.findall(r"<!-- runs in tests/serving/test_prometheus_files.py -->\n"
+                             r"```bash\n(.*?)```", stream.read(), flags=re.S)
+    assert shutil.which("promtool"), "apt-get install prometheus (CI installs it)."
+    result = subprocess.run(["bash", "-e", "-c", block], cwd=SERVING_DIR, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, f"{block}\n{result.stdout}{result.stderr}"
+    assert "SUCCESS" in result.stdout
