@@ -19,6 +19,7 @@ from tfopt.export._protos import session_bundle_config_pb2
 from tfopt.serving import _rest
 from tfopt.serving._batching import Batcher
 from tfopt.serving._manager import ServableManager
+from tfopt.serving._request_logger import ServerRequestLogger
 
 # tensorflow_model_server's gRPC message limit (server.cc: INT32_MAX both ways).
 _GRPC_MAX_MESSAGE = 2**31 - 1
@@ -56,6 +57,8 @@ class Server:
     def __init__(self, config, batching=None, monitoring=None, model_config_file=None,
                  model_config_file_poll_wait_seconds=0, log=print, **manager_args):
         self.manager = ServableManager(config, **manager_args)
+        # Before any model loads, so a bad logging_config fails at once.
+        self.request_logger = ServerRequestLogger(config)
         self.batcher = Batcher(batching) if batching is not None else None
         self.metrics = _prometheus(monitoring, self.manager)
         self._config_file = model_config_file
@@ -80,6 +83,7 @@ class Server:
         while not self._stopped.wait(self._config_poll):
             try:
                 config = _model_server_config.read_model_server_config(self._config_file)
+                self.request_logger.update(config)
                 self.manager.reload_config(config)
             except Exception as error:  # pylint: disable=broad-except  (keep serving the old one)
                 self._log(f"Failed to reload {self._config_file}: {error}")
@@ -95,7 +99,8 @@ class Server:
 
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4 * (os.cpu_count() or 1)),
                              options=_GRPC_OPTIONS)
-        _grpc.add_servicers(server, self.manager, self.batcher, self.metrics)
+        _grpc.add_servicers(server, self.manager, self.batcher, self.metrics,
+                            self.request_logger)
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             bound = server.add_insecure_port(address)
@@ -115,7 +120,8 @@ class Server:
 
     def rest_app(self):
         """The REST API's ASGI app over this server's models."""
-        return _rest.make_rest_app(self.manager, self.batcher, self.metrics)
+        return _rest.make_rest_app(self.manager, self.batcher, self.metrics,
+                                   request_logger=self.request_logger)
 
     def serve_rest(self, sock):
         """Serves the REST API on the listening socket `sock` until SIGINT or SIGTERM."""
@@ -125,7 +131,7 @@ class Server:
         self._uvicorn.run(sockets=[sock])
 
     def stop(self):
-        """Stops serving: gRPC, the config poll, batching, then the models."""
+        """Stops serving: gRPC, the config poll, batching, the request logs, then the models."""
         self._stopped.set()
         if self._uvicorn is not None:
             self._uvicorn.should_exit = True
@@ -135,4 +141,5 @@ class Server:
             thread.join()
         if self.batcher is not None:
             self.batcher.stop()
+        self.request_logger.stop()
         self.manager.stop()

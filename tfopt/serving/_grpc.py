@@ -104,12 +104,14 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
       manager: the `ServableManager` holding the models.
       batcher: a `Batcher` that merges concurrent Predict calls, or None.
       metrics: the server's metrics recorder, or None.
+      request_logger: a `ServerRequestLogger` told of each successful call, or None.
     """
 
-    def __init__(self, manager, batcher=None, metrics=None):
+    def __init__(self, manager, batcher=None, metrics=None, request_logger=None):
         self._manager = manager
         self._batcher = batcher
         self.metrics = metrics
+        self._request_logger = request_logger
 
     def _servable(self, request):
         model_spec = _require_model_spec(request)
@@ -133,6 +135,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                                                             output_filter)
         else:
             signature_name, outputs = servable.predict(inputs, signature_name, output_filter)
+        if self._request_logger is not None:
+            self._request_logger.log_predict(servable, signature_name, inputs, outputs)
         response = predict_pb2.PredictResponse()
         _echo_model_spec(response.model_spec, servable, signature_name)
         for alias, array in outputs.items():
@@ -142,8 +146,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     @_rpc("classify")
     def Classify(self, request, context):
         servable = self._servable(request)
-        signature_name, classes, scores = servable.classify(
-            _serialized_examples(request.input), request.model_spec.signature_name)
+        examples = _serialized_examples(request.input)
+        signature_name, classes, scores = servable.classify(examples,
+                                                            request.model_spec.signature_name)
+        if self._request_logger is not None:
+            self._request_logger.log_classify(servable, signature_name, examples, classes,
+                                              scores)
         response = classification_pb2.ClassificationResponse()
         _echo_model_spec(response.model_spec, servable, signature_name)
         rows = len(classes) if classes is not None else len(scores)
@@ -161,8 +169,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     @_rpc("regress")
     def Regress(self, request, context):
         servable = self._servable(request)
-        signature_name, values = servable.regress(
-            _serialized_examples(request.input), request.model_spec.signature_name)
+        examples = _serialized_examples(request.input)
+        signature_name, values = servable.regress(examples, request.model_spec.signature_name)
+        if self._request_logger is not None:
+            self._request_logger.log_regress(servable, signature_name, examples, values)
         response = regression_pb2.RegressionResponse()
         _echo_model_spec(response.model_spec, servable, signature_name)
         for value in values.reshape(-1).tolist():
@@ -214,11 +224,18 @@ def _label(value):
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
-    """``tensorflow.serving.ModelService`` over a ServableManager."""
+    """``tensorflow.serving.ModelService`` over a ServableManager.
 
-    def __init__(self, manager, metrics=None):
+    Args:
+      manager: the `ServableManager` holding the models.
+      metrics: the server's metrics recorder, or None.
+      request_logger: a `ServerRequestLogger` given each reloaded config, or None.
+    """
+
+    def __init__(self, manager, metrics=None, request_logger=None):
         self._manager = manager
         self.metrics = metrics
+        self._request_logger = request_logger
 
     @_rpc("status")
     def GetModelStatus(self, request, context):
@@ -233,11 +250,16 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "ServerModelConfig type not supported by HandleReloadConfigRequest. Only "
                 "ModelConfigList is currently supported")
+        if self._request_logger is not None:  # a bad logging_config changes nothing
+            try:
+                self._request_logger.update(request.config)
+            except ValueError as error:
+                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from None
         self._manager.reload_config(request.config)
         return model_management_pb2.ReloadConfigResponse()  # status: error_code OK
 
 
-def add_servicers(server, manager, batcher=None, metrics=None):
+def add_servicers(server, manager, batcher=None, metrics=None, request_logger=None):
     """Adds TF Serving's PredictionService and ModelService to a ``grpc.server``.
 
     Args:
@@ -246,6 +268,8 @@ def add_servicers(server, manager, batcher=None, metrics=None):
       batcher: a `Batcher` that merges concurrent Predict calls, or None to
         run each call on its own. Defaults to None.
       metrics: the server's metrics recorder, or None. Defaults to None.
+      request_logger: a `ServerRequestLogger` that logs sampled calls and
+        follows config reloads, or None. Defaults to None.
 
     Returns:
       (prediction servicer, model servicer).
@@ -261,8 +285,8 @@ def add_servicers(server, manager, batcher=None, metrics=None):
         if not callable(getattr(manager, method, None)):
             raise TypeError(f"manager must be a tfopt.serving ServableManager (with a "
                             f"{method}() method); got {manager!r}.")
-    prediction = PredictionServicer(manager, batcher, metrics)
-    model = ModelServicer(manager, metrics)
+    prediction = PredictionServicer(manager, batcher, metrics, request_logger)
+    model = ModelServicer(manager, metrics, request_logger)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(prediction, server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(model, server)
     return prediction, model

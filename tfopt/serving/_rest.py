@@ -48,7 +48,8 @@ def _validate_app_args(manager, max_body_bytes):
                          f"{max_body_bytes!r}; e.g. {DEFAULT_MAX_BODY_BYTES} (64 MiB).")
 
 
-def make_rest_app(manager, batcher=None, metrics=None, max_body_bytes=DEFAULT_MAX_BODY_BYTES):
+def make_rest_app(manager, batcher=None, metrics=None, max_body_bytes=DEFAULT_MAX_BODY_BYTES,
+                  request_logger=None):
     """TF Serving's REST API over `manager`'s models, as an ASGI app.
 
     Args:
@@ -62,19 +63,22 @@ def make_rest_app(manager, batcher=None, metrics=None, max_body_bytes=DEFAULT_MA
         `code` a ``grpc.StatusCode``). Defaults to None.
       max_body_bytes: the largest request body accepted; larger ones get 413.
         Defaults to 64 MiB.
+      request_logger: a `ServerRequestLogger` told of each successful
+        predict, classify and regress call, or None. Defaults to None.
 
     Returns:
       The ASGI application (run it with ``uvicorn.run(app, ...)``).
     """
     _validate_app_args(manager, max_body_bytes)
-    return _RestApp(manager, batcher, metrics, max_body_bytes)
+    return _RestApp(manager, batcher, metrics, max_body_bytes, request_logger)
 
 
 class _RestApp:
     """The ASGI callable; routes by TF Serving's regexes, not starlette's router."""
 
-    def __init__(self, manager, batcher, metrics, max_body_bytes):
+    def __init__(self, manager, batcher, metrics, max_body_bytes, request_logger):
         self.manager = manager
+        self.request_logger = request_logger
         self.batcher = batcher
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
@@ -160,11 +164,17 @@ class _RestApp:
             return self._predict(servable_of, body)
         request = _json_examples.parse_examples_request(body, call.api)
         servable = servable_of()
+        examples = request.serialized()
         if call.api == "classify":
-            _, classes, scores = servable.classify(request.serialized(),
-                                                   request.signature_name or "")
+            signature_name, classes, scores = servable.classify(examples,
+                                                                request.signature_name or "")
+            if self.request_logger is not None:
+                self.request_logger.log_classify(servable, signature_name, examples, classes,
+                                                 scores)
             return _json_response.make_classify_response(classes, scores)
-        _, values = servable.regress(request.serialized(), request.signature_name or "")
+        signature_name, values = servable.regress(examples, request.signature_name or "")
+        if self.request_logger is not None:
+            self.request_logger.log_regress(servable, signature_name, examples, values)
         return _json_response.make_regress_response(values)
 
     def _predict(self, servable_of, body):
@@ -183,9 +193,12 @@ class _RestApp:
         request = _json_request.parse_predict_request(body, signature_inputs)
         signature_name = request.signature_name or ""
         if self.batcher is not None:
-            _, outputs = self.batcher.predict(held[0], signature_name, request.inputs)
+            signature_name, outputs = self.batcher.predict(held[0], signature_name,
+                                                           request.inputs)
         else:
-            _, outputs = held[0].predict(request.inputs, signature_name)
+            signature_name, outputs = held[0].predict(request.inputs, signature_name)
+        if self.request_logger is not None:
+            self.request_logger.log_predict(held[0], signature_name, request.inputs, outputs)
         return _json_response.make_predict_response(outputs, request.form)
 
 
