@@ -53,9 +53,16 @@ def _logging_config(prefix, rate=1.0, collector_type=""):
     return config
 
 
-def _config(base_path, log_dir, rate=1.0):
-    """Three names for one digits export: two log (to their own prefixes), one does not."""
+def _config(base_path, log_dir, half_plus_two_base, rate=1.0):
+    """Three names for one digits export: two log (to their own prefixes), one does not.
+
+    half_plus_two (classify and regress signatures) logs too.
+    """
     config = model_server_config_pb2.ModelServerConfig()
+    model = config.model_config_list.config.add(name="half_plus_two",
+                                                base_path=half_plus_two_base,
+                                                model_platform="tensorflow")
+    model.logging_config.CopyFrom(_logging_config(f"{log_dir}/half_plus_two/log", rate))
     for name in MODELS:
         model = config.model_config_list.config.add(name=name, base_path=base_path,
                                                     model_platform="tensorflow")
@@ -66,12 +73,12 @@ def _config(base_path, log_dir, rate=1.0):
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, half_plus_two_base):
     """A digits export served over REST and gRPC with request logging (rate 1.0)."""
     root = tmp_path_factory.mktemp("request_logger")
     base_path = str(root / "digits")
     export.saved_model(_digits_model(), base_path, version=1, verify=False)
-    config = _config(base_path, root / "logs")
+    config = _config(base_path, root / "logs", half_plus_two_base)
     manager = ServableManager(config, file_system_poll_wait_seconds=0)
     manager.start()
     request_logger = _request_logger.ServerRequestLogger(config)
@@ -213,4 +220,25 @@ def test_a_reload_with_a_bad_logging_config_is_refused_over_grpc(served):
                 model_management_pb2.ReloadConfigRequest(config=config))
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "sampling_rate must be in [0, 1], got 2.0" in error.value.details()
-    assert served.manager.model_names() == sorted(MODELS)
+    assert sorted(served.manager.model_names()) == sorted([*MODELS, "half_plus_two"])
+
+
+def test_classify_and_regress_calls_are_logged_as_examples_and_results(served):
+    xs = [1.0, 2.0, 5.0]
+    for protocol in ("rest", "grpc"):
+        with Client("127.0.0.1", "half_plus_two", grpc_port=served.grpc_port,
+                    rest_port=served.rest_port, protocol=protocol) as client:
+            client.classify([{"x": x} for x in xs], signature_name="classify_x_to_y")
+            client.regress([{"x": x} for x in xs], signature_name="regress_x_to_y")
+    served.request_logger.stop()
+    pattern = f"{served.root}/logs/half_plus_two/log*"
+    log = _request_logs.read(pattern)
+    assert log.records == log.responses == 4 and log.versions == [123]
+    assert log.signatures == ["classify_x_to_y", "regress_x_to_y"]
+    np.testing.assert_array_equal(log.inputs["x"][:, 0], xs * 4)
+    y = [0.5 * x + 2 for x in xs]
+    np.testing.assert_allclose(log.outputs["scores"][:, 0], y * 2)
+    np.testing.assert_allclose(log.outputs["outputs"], y * 2)
+    kinds = [record.WhichOneof("log_type") for path in log.files
+             for _, record in _request_logs._records(path)]  # pylint: disable=protected-access
+    assert kinds == ["classify_log", "regress_log"] * 2
