@@ -1,6 +1,7 @@
 """Tests of tfopt-serve: tensorflow_model_server's flags, usage errors, a real run over loopback."""
 
 import http.client
+import json
 import os
 import signal
 import socket
@@ -205,3 +206,33 @@ def test_the_config_file_is_re_read_every_poll(tmp_path, half_plus_two_base):
                 time.sleep(0.1)
     finally:
         server.stop()
+
+
+def test_a_malformed_input_is_an_error_and_the_server_keeps_answering(tmp_path):
+    """A rank-1 input to a convolution: TensorFlow's oneDNN kernel aborts the process on it
+    (a CHECK in MklConvOp); tfopt-serve runs TensorFlow's default kernels, which answer
+    INVALID_ARGUMENT, as TF Serving's official image does."""
+    import tf_keras as keras  # pylint: disable=import-outside-toplevel
+    from tfopt import export  # pylint: disable=import-outside-toplevel
+    model = keras.Sequential([keras.Input((8, 8, 1), name="image"),
+                              keras.layers.Conv2D(4, 3, name="conv"),
+                              keras.layers.Flatten(), keras.layers.Dense(3, name="scores")])
+    base = str(tmp_path / "cnn")
+    export.saved_model(model, base, verify=False)
+    rest_port = _free_port()
+    process = start_process([sys.executable, "-m", "tfopt.cli.serve", "--port=0",
+                             f"--rest_api_port={rest_port}", "--model_name=cnn",
+                             f"--model_base_path={base}", "--file_system_poll_wait_seconds=0"])
+    try:
+        lines = _Lines(process.stderr)
+        lines.wait_for("Exporting HTTP/REST API at:", process)
+        url = f"http://127.0.0.1:{rest_port}/v1/models/cnn:predict"
+        bad = httpx.post(url, content='{"instances": [1.0]}', timeout=20)
+        assert bad.status_code == 400 and "error" in bad.json(), bad.text
+        good = httpx.post(url, content=json.dumps({"instances": [[[[0.5]] * 8] * 8]}),
+                          timeout=20)
+        assert good.status_code == 200 and len(good.json()["predictions"][0]) == 3, good.text
+        assert process.poll() is None
+    finally:
+        process.kill()
+        process.wait(timeout=30)

@@ -20,7 +20,13 @@ import socket
 import sys
 import threading
 
-from absl import flags
+# Before TensorFlow loads: TensorFlow's oneDNN kernels abort the whole process on some
+# malformed inputs (a rank-1 tensor fed to a convolution fails a CHECK in MklConvOp), where
+# its default kernels return INVALID_ARGUMENT. TF Serving's official image is built without
+# oneDNN; so is tfopt-serve by default. Set TF_ENABLE_ONEDNN_OPTS=1 to choose oneDNN.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+from absl import flags  # noqa: E402  pylint: disable=wrong-import-position
 
 from tfopt.cli import _app
 from tfopt.cli import _flags
