@@ -6,12 +6,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-slow benchmark benchmark-pruning benchmark-quantization benchmark-distillation benchmark-export benchmark-coverage bazel-test clean
+.PHONY: demo test test-slow benchmark benchmark-pruning benchmark-quantization benchmark-distillation benchmark-export benchmark-serving benchmark-coverage bazel-test clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,benchmark]"
 	touch $@
 
 demo: $(VENV)/.installed
@@ -27,7 +27,7 @@ test-slow: $(VENV)/.installed
 	$(PY) -m pytest --durations=10 -m slow tests
 
 # Fashion-MNIST comes from Debian: sudo apt-get install dataset-fashion-mnist
-benchmark: benchmark-pruning benchmark-quantization benchmark-distillation benchmark-export
+benchmark: benchmark-pruning benchmark-quantization benchmark-distillation benchmark-export benchmark-serving
 
 benchmark-pruning: $(VENV)/.installed
 	$(PY) -m benchmarks.pruning_benchmark
@@ -40,6 +40,10 @@ benchmark-distillation: $(VENV)/.installed
 
 benchmark-export: $(VENV)/.installed
 	$(PY) -m benchmarks.export_benchmark
+
+# tfopt-serve against a hand-written FastAPI server and the in-process floor (loopback, ~3 min).
+benchmark-serving: $(VENV)/.installed
+	$(PY) -m benchmarks.serving_benchmark
 
 # What works on the 14 real architectures, tfopt and tfmot side by side (about an hour).
 benchmark-coverage: $(VENV)/.installed
