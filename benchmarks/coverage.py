@@ -19,6 +19,7 @@ Writes benchmarks/results/coverage.{json,md}; a run over a subset
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -82,13 +83,24 @@ def _where(error):
     return None
 
 
+# Paths of this machine in messages (site-packages, the checkout) become relative.
+_MACHINE_PATH = re.compile(r"/[^\s\"']*?/site-packages/|"
+                           + re.escape(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                           + "/")
+
+
+def _without_machine_paths(text):
+    return _MACHINE_PATH.sub("", text)
+
+
 def reason(error):
     """`Type: message`, its first line and, when that one is short, the second; ~150 chars.
 
     The first line alone is often generic ("quantize cannot quantize 16 layer(s) of
     'x':", "Exception encountered when calling layer ..."); the second names the case.
     """
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    lines = [line.strip() for line in _without_machine_paths(str(error)).splitlines()
+             if line.strip()]
     text = " ".join(lines[:2] if lines and len(lines[0]) < 100 else lines[:1])
     text = f"{type(error).__name__}: {text}".rstrip(": ")
     return text if len(text) <= 150 else text[:147] + "..."
@@ -96,8 +108,9 @@ def reason(error):
 
 def detail(error):
     """The messages of `error` and its causes, for the JSON file (the table has `reason`)."""
-    return " <- ".join(f"{type(e).__name__}: {' '.join(str(e).split())[:400]}"
-                       for e in _chain(error))
+    return " <- ".join(
+        f"{type(e).__name__}: {' '.join(_without_machine_paths(str(e)).split())[:400]}"
+        for e in _chain(error))
 
 
 def run_worker(keys, log_path):
