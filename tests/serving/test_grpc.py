@@ -37,13 +37,13 @@ def manager(tmp_path_factory, half_plus_two_base):
 
 
 class Recorder:
-    """A metrics stand-in with the interface the REST app uses: record(model, api, code, s)."""
+    """A metrics stand-in with the interface the servicers use: record(model, api, code, s, entry)."""
 
     def __init__(self):
         self.calls = []
 
-    def record(self, model_name, api, code, seconds):
-        self.calls.append((model_name, api, code, seconds))
+    def record(self, model_name, api, code, seconds, entrypoint):
+        self.calls.append((model_name, api, code, seconds, entrypoint))
 
 
 @pytest.fixture(scope="module")
@@ -343,9 +343,9 @@ def test_metrics_count_each_call_with_its_code(prediction, metrics):
     before = len(metrics.calls)
     prediction.Predict(predict_request(), timeout=10)
     abort_of(prediction.Predict, predict_request("nope"))
-    recorded = [call[:3] for call in metrics.calls[before:]]
-    assert recorded == [("half_plus_two", "predict", grpc.StatusCode.OK),
-                        ("nope", "predict", grpc.StatusCode.NOT_FOUND)]
+    recorded = [call[:3] + call[4:] for call in metrics.calls[before:]]
+    assert recorded == [("half_plus_two", "Predict", grpc.StatusCode.OK, "GRPC"),
+                        ("nope", "Predict", grpc.StatusCode.NOT_FOUND, "GRPC")]
     assert all(call[3] >= 0 for call in metrics.calls[before:])
 
 

@@ -5,6 +5,7 @@ import httpx
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
@@ -102,16 +103,53 @@ def test_requests_are_counted_by_model_and_status_across_rest_and_grpc(scraped):
 def test_latency_histogram_counts_successful_calls_in_microseconds(scraped):
     _, samples = scraped
     latency = ":tensorflow:serving:request_latency"
-    assert _value(samples, latency + "_count", model_name=HPT, API="predict") == 3
-    assert len(samples[latency + "_count"]) == 1  # failures are not timed, as in TF Serving
-    total = _value(samples, latency + "_sum", model_name=HPT, API="predict")
-    assert 3 * 10 < total < 3 * 20e6  # microseconds: above 10 us, below 20 s
-    buckets = [(labels["le"], value) for labels, value in samples[latency + "_bucket"]]
+    # http_server.cc: API is the REST path's method; prediction_service_impl.cc: "Predict".
+    assert _value(samples, latency + "_count", model_name=HPT, API="predict",
+                  entrypoint="REST") == 2
+    assert _value(samples, latency + "_count", model_name=HPT, API="Predict",
+                  entrypoint="GRPC") == 1
+    assert len(samples[latency + "_count"]) == 2  # failures are not timed, as in TF Serving
+    total = _value(samples, latency + "_sum", model_name=HPT, API="predict", entrypoint="REST")
+    assert 2 * 10 < total < 2 * 20e6  # microseconds: above 10 us, below 20 s
+    buckets = [(labels["le"], value) for labels, value in samples[latency + "_bucket"]
+               if labels["entrypoint"] == "REST"]
     # Buckets::Exponential(10, 1.8, 33) printed by absl::StrCat (six significant digits).
     assert [bound for bound, _ in buckets[:6]] == ["10", "18", "32.4", "58.32", "104.976",
                                                    "188.957"]
-    assert len(buckets) == 34 and buckets[-1] == ("+Inf", 3)
+    assert len(buckets) == 34 and buckets[-1] == ("+Inf", 2)
     assert [value for _, value in buckets] == sorted(value for _, value in buckets)
+
+
+def test_rest_status_is_counted_with_an_empty_api_and_grpc_metadata_is_not(manager):
+    metrics = _metrics.Metrics(_layout.PROMETHEUS_PATH, manager)
+    app = RunningApp(make_rest_app(manager, metrics=metrics))
+    try:
+        with httpx.Client(timeout=20) as client:
+            assert client.get(f"{app.url}/v1/models/{HPT}").status_code == 200
+            assert client.get(f"{app.url}/v1/models/{HPT}/metadata").status_code == 200
+            with grpc_servers.grpc_server(manager, metrics=metrics, workers=2) as port:
+                with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+                    request = get_model_metadata_pb2.GetModelMetadataRequest(
+                        metadata_field=["signature_def"])
+                    request.model_spec.name = HPT
+                    stub.GetModelMetadata(request, timeout=20)
+            text = client.get(app.url + _layout.PROMETHEUS_PATH).text
+    finally:
+        app.stop()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    latency = ":tensorflow:serving:request_latency_count"
+    assert _value(samples, ":tensorflow:serving:request_count", model_name=HPT,
+                  status="OK") == 2
+    assert samples[latency] == [({"model_name": HPT, "API": "", "entrypoint": "REST"}, 2)]
+
+
+def test_record_refuses_an_unknown_entrypoint():
+    with pytest.raises(ValueError, match="entrypoint must be one of"):
+        _metrics.Metrics("/m").record(HPT, "predict", grpc.StatusCode.OK, 0.001, "HTTP")
 
 
 def test_model_version_state_is_read_from_the_manager_at_scrape_time(scraped):
@@ -132,7 +170,7 @@ def test_sample_names_are_tf_servings_own(scraped):
 def test_two_recorders_in_one_process_do_not_share_numbers():
     first = _metrics.Metrics("/a")
     second = _metrics.Metrics("/b")
-    first.record(HPT, "predict", grpc.StatusCode.OK, 0.001)
+    first.record(HPT, "predict", grpc.StatusCode.OK, 0.001, "REST")
     assert b"request_count{" in first.render()[0]
     assert b"request_count{" not in second.render()[0]
 

@@ -95,8 +95,8 @@ class _Manager:
 def exported():
     """{sample name: [label dicts]} that tfopt-serve's Metrics exports."""
     metrics = _metrics.Metrics(_layout.PROMETHEUS_PATH, _Manager())
-    metrics.record(EXAMPLE_MODEL, "predict", "OK", 0.002)
-    metrics.record(EXAMPLE_MODEL, "predict", "INVALID_ARGUMENT", 0.001)
+    metrics.record(EXAMPLE_MODEL, "Predict", "OK", 0.002, "GRPC")
+    metrics.record(EXAMPLE_MODEL, "Predict", "INVALID_ARGUMENT", 0.001, "GRPC")
     text, _ = metrics.render()
     samples = {}
     for family in parser.text_string_to_metric_families(text.decode()):

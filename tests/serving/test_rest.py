@@ -326,8 +326,8 @@ class _RecordingMetrics:
     def render(self):
         return b"# TYPE requests counter\nrequests 1\n", "text/plain; version=0.0.4"
 
-    def record(self, model_name, api, code, seconds):
-        self.records.append((model_name, api, code.name, seconds >= 0))
+    def record(self, model_name, api, code, seconds, entrypoint):
+        self.records.append((model_name, api, code.name, seconds >= 0, entrypoint))
 
 
 def test_metrics_are_served_at_their_path_and_each_call_is_recorded(served, client):
@@ -343,8 +343,10 @@ def test_metrics_are_served_at_their_path_and_each_call_is_recorded(served, clie
         client.get(app.url + f"/v1/models/{HPT}/metadata")
     finally:
         app.stop()
-    assert metrics.records == [(HPT, "predict", "OK", True), ("nope", "predict", "NOT_FOUND", True),
-                               (HPT, "metadata", "OK", True)]
+    # http_server.cc: API is the POST path's method, empty for a GET; entrypoint "REST".
+    assert metrics.records == [(HPT, "predict", "OK", True, "REST"),
+                               ("nope", "predict", "NOT_FOUND", True, "REST"),
+                               (HPT, "", "OK", True, "REST")]
 
 
 def test_versions_added_and_removed_under_load_fail_no_request(tmp_path, half_plus_two_base):

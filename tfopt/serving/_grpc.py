@@ -43,9 +43,10 @@ def _rpc(api):
     """Wraps an RPC body: its ServingError (or TensorFlow error) becomes the call's status.
 
     Args:
-      api: the name the call is counted under in the metrics ("predict",
-        "classify", "regress", "metadata", "status", as the REST app counts
-        them), or None for a call that is not counted.
+      api: the ``API`` label the call is counted under in the metrics
+        ("Predict", "Classify", "Regress", as prediction_service_impl.cc
+        records them), or None for a call TF Serving does not count
+        (GetModelMetadata, GetModelStatus).
     """
 
     def wrap(method):
@@ -65,7 +66,8 @@ def _rpc(api):
                 code, message = grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}"
             metrics = getattr(self, "metrics", None)
             if metrics is not None and api is not None:
-                metrics.record(request.model_spec.name, api, code, time.perf_counter() - start)
+                metrics.record(request.model_spec.name, api, code, time.perf_counter() - start,
+                               "GRPC")
             if code != grpc.StatusCode.OK:
                 context.abort(code, status_message(message))
             return response
@@ -118,7 +120,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         version, label = _version_choice(model_spec)
         return self._manager.servable(model_spec.name, version=version, label=label)
 
-    @_rpc("predict")
+    @_rpc("Predict")
     def Predict(self, request, context):
         servable = self._servable(request)
         inputs = {}
@@ -143,7 +145,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.outputs[alias].CopyFrom(_grpc_tensors.typed_proto(array))
         return response
 
-    @_rpc("classify")
+    @_rpc("Classify")
     def Classify(self, request, context):
         servable = self._servable(request)
         examples = _serialized_examples(request.input)
@@ -166,7 +168,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                     entry.score = float(scores[row, column])
         return response
 
-    @_rpc("regress")
+    @_rpc("Regress")
     def Regress(self, request, context):
         servable = self._servable(request)
         examples = _serialized_examples(request.input)
@@ -179,7 +181,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.result.regressions.add().value = value
         return response
 
-    @_rpc("metadata")
+    @_rpc(None)
     def GetModelMetadata(self, request, context):
         model_spec = _require_model_spec(request)
         if not request.metadata_field:
@@ -237,7 +239,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         self.metrics = metrics
         self._request_logger = request_logger
 
-    @_rpc("status")
+    @_rpc(None)
     def GetModelStatus(self, request, context):
         model_spec = _require_model_spec(request)
         version, label = _version_choice(model_spec)

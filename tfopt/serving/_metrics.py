@@ -3,8 +3,16 @@
 TF Serving (``servables/tensorflow/util.cc``) counts requests in
 ``/tensorflow/serving/request_count`` (labels ``model_name``, ``status``: the
 canonical code's name) and samples the wall time of successful requests, in
-microseconds, in ``/tensorflow/serving/request_latency`` (exponential buckets:
-scale 10, growth 1.8, 33 buckets). ``util/prometheus_exporter.cc`` turns every
+microseconds, in ``/tensorflow/serving/request_latency`` (labels ``model_name``,
+``API``, ``entrypoint``; exponential buckets: scale 10, growth 1.8, 33 buckets).
+Who records what follows the callers of those functions:
+``model_servers/http_server.cc`` counts every REST request and times it with
+``API`` = the path's method (``predict``, ``classify``, ``regress``; empty for
+the GETs of status and metadata) and ``entrypoint="REST"``;
+``model_servers/prediction_service_impl.cc`` counts and times Predict,
+Classify and Regress with ``API`` = ``Predict``, ``Classify``, ``Regress`` and
+``entrypoint="GRPC"``, and records nothing for GetModelMetadata (nor does
+``model_service_impl.cc`` for GetModelStatus). ``util/prometheus_exporter.cc`` turns every
 character outside ``[a-zA-Z0-9_]`` into ``:``, so Prometheus sees
 ``:tensorflow:serving:request_count``. prometheus-client accepts those names.
 
@@ -33,6 +41,7 @@ from tfopt.serving._errors import ServingError
 REQUEST_COUNT = ":tensorflow:serving:request_count"
 REQUEST_LATENCY = ":tensorflow:serving:request_latency"
 MODEL_VERSION_STATE = "tfopt_serving_model_version_state"
+ENTRYPOINTS = ("REST", "GRPC")
 
 # monitoring::Buckets::Exponential(10, 1.8, 33): upper bounds in microseconds (~20 minutes).
 LATENCY_BUCKETS_MICROS = tuple(10.0 * 1.8**i for i in range(33))
@@ -77,7 +86,7 @@ class Metrics:
         self._manager = manager
         self._lock = threading.Lock()
         self._counts = {}     # (model_name, status) -> requests
-        self._latencies = {}  # (model_name, API) -> [bucket counts..., sum in microseconds]
+        self._latencies = {}  # (model_name, API, entrypoint) -> [bucket counts..., sum in us]
         # A registry of its own: several servers in one process must not share numbers.
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
@@ -87,15 +96,21 @@ class Metrics:
         _validate_manager(manager)
         self._manager = manager
 
-    def record(self, model_name, api, code, seconds):
-        """Counts one model call.
+    def record(self, model_name, api, code, seconds, entrypoint):
+        """Counts one request, and times it when it succeeded.
 
         Args:
           model_name: the model the request named.
-          api: the call ("predict", "classify", "regress", "metadata", "status").
+          api: the ``API`` label: ``"predict"``, ``"classify"``, ``"regress"``
+            or ``""`` over REST, ``"Predict"``, ``"Classify"``, ``"Regress"``
+            over gRPC (TF Serving's own values).
           code: its ``grpc.StatusCode``.
           seconds: its wall time in seconds.
+          entrypoint: ``"REST"`` or ``"GRPC"``.
         """
+        if entrypoint not in ENTRYPOINTS:
+            raise ValueError(f"Metrics.record: entrypoint must be one of {ENTRYPOINTS}, got "
+                             f"{entrypoint!r}.")
         status = getattr(code, "name", str(code))
         with self._lock:
             key = (model_name, status)
@@ -104,7 +119,7 @@ class Metrics:
                 return  # http_server.cc / prediction_service_impl.cc time successes only
             micros = max(seconds, 0.0) * 1e6
             cells = self._latencies.setdefault(
-                (model_name, api), [0] * (len(LATENCY_BUCKETS_MICROS) + 1) + [0.0])
+                (model_name, api, entrypoint), [0] * (len(LATENCY_BUCKETS_MICROS) + 1) + [0.0])
             cells[bisect.bisect_left(LATENCY_BUCKETS_MICROS, micros)] += 1
             cells[-1] += micros
 
@@ -127,15 +142,15 @@ class Metrics:
         latency = HistogramMetricFamily(
             REQUEST_LATENCY,
             "Distribution of wall time (in microseconds) for Tensorflow Serving request.",
-            labels=["model_name", "API"])
+            labels=["model_name", "API", "entrypoint"])
         # "%g": the six significant digits absl::StrCat gives TF Serving's bucket limits.
         bounds = [f"{bound:g}" for bound in LATENCY_BUCKETS_MICROS] + ["+Inf"]
-        for (model_name, api), cells in sorted(latencies.items()):
+        for labels, cells in sorted(latencies.items()):
             cumulative, buckets = 0, []
             for bound, hits in zip(bounds, cells[:-1]):
                 cumulative += hits
                 buckets.append((bound, cumulative))
-            latency.add_metric([model_name, api], buckets, cells[-1])
+            latency.add_metric(list(labels), buckets, cells[-1])
         yield latency
         yield self._states()
 

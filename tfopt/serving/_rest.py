@@ -59,8 +59,10 @@ def make_rest_app(manager, batcher=None, metrics=None, max_body_bytes=DEFAULT_MA
       metrics: an object serving and counting metrics, or None. It has
         ``path`` (the Prometheus path on this port), ``render()`` returning
         ``(body bytes, content type)``, and ``record(model_name, api, code,
-        seconds)`` called after each model call (`api` as in `Call.api`,
-        `code` a ``grpc.StatusCode``). Defaults to None.
+        seconds, entrypoint)`` called after each request naming a model
+        (`api` is `Call.api` for a POST and "" for a GET, as TF Serving
+        labels them; `code` a ``grpc.StatusCode``; entrypoint "REST").
+        Defaults to None.
       max_body_bytes: the largest request body accepted; larger ones get 413.
         Defaults to 64 MiB.
       request_logger: a `ServerRequestLogger` told of each successful
@@ -131,7 +133,9 @@ class _RestApp:
             code, status = grpc.StatusCode.INTERNAL, 500
             text = _json_response.make_error_body(f"{type(error).__name__}: {error}")
         if self.metrics is not None and call is not None:
-            self.metrics.record(call.model_name, call.api, code, time.perf_counter() - start)
+            # http_server.cc labels a GET (status, metadata) with the empty method.
+            api = call.api if request.method == "POST" else ""
+            self.metrics.record(call.model_name, api, code, time.perf_counter() - start, "REST")
         return Response(text.encode("utf-8"), status_code=status, media_type=_JSON)
 
     async def _body(self, request):
