@@ -151,6 +151,14 @@ PREDICT_ERRORS = [
      grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec"),
     ("unknown model", predict_request("nope"),
      grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(nope)"),
+    # ServerCore::ServableRequestFromModelSpec (server_core.cc).
+    ("no model name", predict_request(""),
+     grpc.StatusCode.INVALID_ARGUMENT, "ModelSpec has no name specified."),
+    # saved_model::GetInputValues (tensorflow/cc/saved_model/util.cc).
+    ("wrong input name", predict_request(inputs={"z": np.ones((1, 1), np.float32)}),
+     grpc.StatusCode.INVALID_ARGUMENT, "Signature input alias: x(feed name: x:0) not found in "
+     "request and no default value provided. Inputs expected to be in the request {z}, or "
+     "default input alias set: "),
     ("unknown version", predict_request(version=7),
      grpc.StatusCode.NOT_FOUND, "Servable not found for request: Specific(half_plus_two, 7)"),
     ("unknown label", predict_request(label="canary"),
@@ -241,11 +249,27 @@ def test_classify_labels_of_a_tfopt_classifier(prediction, manager):
 EXAMPLE_ERRORS = [
     ("no model_spec", None, example_input([1.0]), grpc.StatusCode.INVALID_ARGUMENT,
      "Missing ModelSpec"),
-    ("empty input", "classify_x_to_y", input_pb2.Input(), grpc.StatusCode.INVALID_ARGUMENT,
+    # Each method on its own signature: the signature is checked before the Input.
+    ("empty input", "{method}_x_to_y", input_pb2.Input(), grpc.StatusCode.INVALID_ARGUMENT,
      "Input is empty."),
     ("unknown model", "", example_input([1.0]), grpc.StatusCode.NOT_FOUND,
      "Servable not found for request: Latest(nope)"),
+    ("empty input, unknown model", "", input_pb2.Input(), grpc.StatusCode.NOT_FOUND,
+     "Servable not found for request: Latest(nope)"),
 ]
+
+
+@pytest.mark.parametrize("method", ["Classify", "Regress"])
+def test_empty_input_is_checked_after_the_signature(prediction, method):
+    # classifier.cc / regressor.cc check the signature before util.cc reads the Input.
+    kind = (classification_pb2.ClassificationRequest if method == "Classify" else
+            regression_pb2.RegressionRequest)
+    request = kind(input=input_pb2.Input())
+    request.model_spec.name = "half_plus_two"
+    code, message = abort_of(getattr(prediction, method), request)
+    noun = "classification" if method == "Classify" else "regression"
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert message.startswith(f"No {noun} inputs found in SignatureDef: ")
 
 
 @pytest.mark.parametrize("method", ["Classify", "Regress"])
@@ -258,7 +282,7 @@ def test_classify_and_regress_errors(prediction, method, signature, model_input,
     request = kind(input=model_input)
     if signature is not None:
         request.model_spec.name = "nope" if code == grpc.StatusCode.NOT_FOUND else "half_plus_two"
-        request.model_spec.signature_name = signature
+        request.model_spec.signature_name = signature.format(method=method.lower())
     assert abort_of(getattr(prediction, method), request) == (code, message)
 
 

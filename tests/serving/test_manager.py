@@ -90,7 +90,9 @@ def test_only_integer_names_are_versions(base):
      "Servable not found for request: Specific(half_plus_two, 9)"),
     (lambda m: m.servable(NAME, label="canary"), grpc.StatusCode.INVALID_ARGUMENT,
      "Unrecognized servable version label: canary"),
-    (lambda m: m.servable(""), grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec name"),
+    # ServerCore::ServableRequestFromModelSpec (server_core.cc).
+    (lambda m: m.servable(""), grpc.StatusCode.INVALID_ARGUMENT,
+     "ModelSpec has no name specified."),
     (lambda m: m.status("other"), grpc.StatusCode.NOT_FOUND,
      "Could not find any versions of model other"),
     (lambda m: m.status(NAME, 9), grpc.StatusCode.NOT_FOUND,
@@ -187,6 +189,15 @@ def _predict_log(x, signature=""):
         predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString()
 
 
+def _bad_tensor_log():
+    request = predict_pb2.PredictRequest()
+    request.inputs["x"].dtype = 1  # DT_FLOAT
+    request.inputs["x"].tensor_shape.dim.add(size=2)
+    request.inputs["x"].tensor_content = b"\x00\x01\x02"  # 3 bytes, not 2 floats
+    return prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString()
+
+
 def _classify_log(signature):
     request = classification_pb2.ClassificationRequest()
     request.model_spec.signature_name = signature
@@ -198,12 +209,23 @@ def _classify_log(signature):
 
 @pytest.mark.parametrize("records, code, message", [
     ([_predict_log([[1.0]]), _classify_log("classify_x_to_y")], None, ""),
+    # The record's bytes as they are, not a Python bytes repr (saved_model_warmup_util.cc).
     ([_predict_log([[1.0]]), b"\xff not a proto"], grpc.StatusCode.INVALID_ARGUMENT,
-     "Failed to parse warmup record: "),
+     "Failed to parse warmup record: \\xff not a proto from "),
     ([_predict_log([[1.0]], "nope")], grpc.StatusCode.FAILED_PRECONDITION,
      'Serving signature key "nope" not found.'),
-    ([_classify_log("serving_default")], grpc.StatusCode.FAILED_PRECONDITION,
+    ([_classify_log("serving_default")], grpc.StatusCode.INVALID_ARGUMENT,
      "No classification inputs found in SignatureDef"),
+    # RunWarmupRequest (saved_model_warmup.cc) skips a log of no kind; tfopt-serve also
+    # skips multi_inference logs, which TF Serving runs (it has no MultiInference).
+    ([prediction_log_pb2.PredictionLog().SerializeToString(), _predict_log([[1.0]])], None, ""),
+    ([prediction_log_pb2.PredictionLog(multi_inference_log={}).SerializeToString()], None, ""),
+    # saved_model::GetInputValues' text for a tensor that does not parse.
+    ([_bad_tensor_log()], grpc.StatusCode.INVALID_ARGUMENT, "tensor parsing error: x"),
+    # An empty Input is reported after the signature checks, as TF Serving orders them.
+    ([prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(
+        request=classification_pb2.ClassificationRequest())).SerializeToString()],
+     grpc.StatusCode.INVALID_ARGUMENT, "No classification inputs found in SignatureDef"),
     ([_predict_log([[1.0]])] * 1001, grpc.StatusCode.INVALID_ARGUMENT,
      "Number of warmup records exceeds the maximum (1000) at "),
     ([prediction_log_pb2.PredictionLog(session_run_log={}).SerializeToString()],

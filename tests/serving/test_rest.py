@@ -201,6 +201,9 @@ _ERRORS = [
     ("GET", f"/v1/models/{HPT}/versions/1/labels/a", None, 400, "Malformed request: GET"),
     ("POST", f"/v1/models/{HPT}:explain", "{}", 400, "Malformed request: POST"),
     ("POST", f"/v1/models/{HPT}:PREDICT", "{}", 400, "Malformed request: POST"),
+    # ParseModelInfo converts the version before the verb is compared.
+    ("POST", f"/v1/models/{HPT}/versions/99999999999999999999:PREDICT", "{}", 400,
+     "Failed to convert version: 99999999999999999999 to numeric."),
     ("PUT", f"/v1/models/{HPT}:predict", "{}", 400, f"Malformed request: PUT /v1/models/{HPT}"),
     ("DELETE", f"/v1/models/{HPT}", None, 400, f"Malformed request: DELETE /v1/models/{HPT}"),
     # The regexes see the query string: it becomes part of the model name.

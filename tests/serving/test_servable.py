@@ -9,6 +9,7 @@ import pytest
 
 from tests.serving import half_plus_two
 from tfopt.serving import _loader
+from tfopt.serving import _servable
 from tfopt.serving._errors import ServingError
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -43,7 +44,10 @@ def test_predict_output_filter_and_named_signature(servable):
      "Sent extra: {}. Missing but required: {x}."),
     ({"x": [[1.0]], "z": [[1.0]]}, "", (), INVALID, "input size does not match signature: "
      "2!=1 len({x,z}) != len({x}). Sent extra: {z}. Missing but required: {}."),
-    ({"z": [[1.0]]}, "", (), INVALID, "'z' is not found in signature inputs"),
+    # saved_model::GetInputValues (tensorflow/cc/saved_model/util.cc).
+    ({"z": [[1.0]]}, "", (), INVALID, "Signature input alias: x(feed name: x:0) not found in "
+     "request and no default value provided. Inputs expected to be in the request {z}, or "
+     "default input alias set: "),
     ({"x": np.array([["a"]])}, "", (), INVALID,
      "Expects arg[0] to be float but string is provided"),
     ({"x": np.array([[1.0]])}, "", (), INVALID,
@@ -51,6 +55,9 @@ def test_predict_output_filter_and_named_signature(servable):
     ({"x": [[1.0]]}, "", ("z",), INVALID,
      "output tensor alias not found in signature: z Outputs expected to be in the set {y}."),
     ({"x": [[1.0]]}, "", ("y", "y"), INVALID, "duplicate output tensor alias: y"),
+    # predict_util.cc checks the output filter before Session::Run checks dtypes.
+    ({"x": np.array([["a"]])}, "", ("z",), INVALID,
+     "output tensor alias not found in signature: z Outputs expected to be in the set {y}."),
 ])
 def test_predict_errors(servable, inputs, signature, output_filter, code, message):
     inputs = {k: np.asarray(v, np.float32) if isinstance(v, list) else v
@@ -58,6 +65,29 @@ def test_predict_errors(servable, inputs, signature, output_filter, code, messag
     with pytest.raises(ServingError) as raised:
         servable.predict(inputs, signature, output_filter)
     assert (raised.value.code, raised.value.message) == (code, message)
+
+
+def _signature_with_default():
+    from tensorflow.core.protobuf import meta_graph_pb2  # pylint: disable=import-outside-toplevel
+
+    signature = meta_graph_pb2.SignatureDef()
+    signature.inputs["a"].name = "a:0"
+    signature.inputs["b"].name = "b:0"
+    signature.defaults["b"].dtype = 1
+    return signature
+
+
+@pytest.mark.parametrize("names, message", [
+    (["a", "z"], "Inputs contains invalid name. Used request inputs: a, request input: a,z"),
+    (["z"], "Signature input alias: a(feed name: a:0) not found in request and no default "
+     "value provided. Inputs expected to be in the request {z}, or default input alias set: b"),
+])
+def test_input_names_checked_as_get_input_values(names, message):
+    # saved_model::GetInputValues (tensorflow/cc/saved_model/util.cc): reachable past the
+    # size check only when the signature has defaults.
+    with pytest.raises(ServingError) as raised:
+        _servable._validate_input_names(_signature_with_default(), dict.fromkeys(names))
+    assert (raised.value.code, raised.value.message) == (INVALID, message)
 
 
 def test_classify_and_regress(servable):
@@ -74,11 +104,12 @@ def test_classify_and_regress(servable):
 @pytest.mark.parametrize("method, examples, signature, code, message", [
     ("classify", [b""], "nope", INVALID, "No signature was found with the name: nope"),
     ("regress", [b""], "nope", INVALID, "No signature was found with the name: nope"),
-    ("classify", [b""], "", PRECONDITION, "No classification inputs found in SignatureDef: "),
-    ("regress", [b""], "", PRECONDITION, "No regression inputs found in SignatureDef: "),
-    ("regress", [b""], "classify_x_to_y", PRECONDITION,
+    # classifier.cc / regressor.cc: INVALID_ARGUMENT, not FAILED_PRECONDITION.
+    ("classify", [b""], "", INVALID, "No classification inputs found in SignatureDef: "),
+    ("regress", [b""], "", INVALID, "No regression inputs found in SignatureDef: "),
+    ("regress", [b""], "classify_x_to_y", INVALID,
      "No regression outputs found in SignatureDef: "),
-    ("classify", [b""], "regress_x_to_y", PRECONDITION,
+    ("classify", [b""], "regress_x_to_y", INVALID,
      'Expected classification signature outputs to contain at least one of "classes" or '
      '"scores". Signature was: '),
     ("classify", [], "classify_x_to_y", INVALID, "Input is empty."),

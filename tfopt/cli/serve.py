@@ -78,7 +78,8 @@ def _validate_flags(argv):
     if len(argv) > 1:
         raise _app.UsageError(f"unexpected arguments {argv[1:]}; tfopt-serve takes flags only.")
     if _BATCHING_FILE.value and not _ENABLE_BATCHING.value:
-        # main.cc's check, word for word apart from the flag spelling.
+        # Server::BuildAndStart's check (server.cc), word for word apart from the flag
+        # spelling: TF Serving names server_options.batching_parameters_file there.
         raise _app.UsageError("--batching_parameters_file is set without setting "
                               "--enable_batching to true.")
     if not _MODEL_CONFIG_FILE.value and not _MODEL_BASE_PATH.value:

@@ -216,8 +216,9 @@ def _serialized_examples(model_input):
         examples = [context + example.SerializeToString() for example in both.examples]
     else:
         examples = []
-    if not examples:
-        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "Input is empty.")
+    # No check here: TF Serving reports "Input is empty." only after the servable
+    # lookup and the signature checks (util.cc InputToSerializedExampleTensor), so
+    # the Servable raises it.
     return examples
 
 

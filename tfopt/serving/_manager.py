@@ -146,7 +146,9 @@ class ServableManager:
             or both version and label; NOT_FOUND when nothing is AVAILABLE.
         """
         if not model_name:
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec name")
+            # ServerCore::ServableRequestFromModelSpec (server_core.cc).
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                               "ModelSpec has no name specified.")
         if version is not None and label is not None:
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                                "A ModelSpec names either a version or a version_label, "

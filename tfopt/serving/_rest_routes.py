@@ -75,10 +75,14 @@ def parse_call(method, path):
                              f"Malformed request: {method} {path}")
     if method == "POST":
         match = _PREDICTION.fullmatch(path)
-        # The verb is matched case-insensitively but compared exactly afterwards.
-        if match is None or match.group(4) not in ("classify", "regress", "predict"):
+        if match is None:
             raise malformed
         name, version, label, api = match.groups()
+        # The verb is matched case-insensitively but compared exactly afterwards, once
+        # ParseModelInfo has converted the version (http_rest_api_handler.cc).
+        if api not in ("classify", "regress", "predict"):
+            _version(version)
+            raise malformed
     elif method == "GET":
         match = _STATUS.fullmatch(path)
         if match is None:

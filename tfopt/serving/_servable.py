@@ -75,8 +75,9 @@ class Servable:
         if signature is None:
             raise ServingError(_PRECONDITION, f'Serving signature key "{name}" not found.')
         _validate_input_names(signature, inputs)
-        feeds = _feeds(signature, inputs)
+        # predict_util.cc checks the output filter before Session::Run checks the dtypes.
         aliases = _output_aliases(signature, output_filter)
+        feeds = _feeds(signature, inputs)
         outputs = self._run(feeds, [signature.outputs[alias].name for alias in aliases])
         return name, dict(zip(aliases, outputs))
 
@@ -130,11 +131,12 @@ class Servable:
             raise ServingError(_INVALID, "Expected one input Tensor.")
         if len(signature.outputs) != 1:
             raise ServingError(_INVALID, "Expected one output Tensor.")
+        # regressor.cc PreProcessRegression: both are INVALID_ARGUMENT.
         if REGRESS_INPUTS not in signature.inputs:
-            raise ServingError(_PRECONDITION, "No regression inputs found in SignatureDef: "
+            raise ServingError(_INVALID, "No regression inputs found in SignatureDef: "
                                + _debug_string(signature))
         if REGRESS_OUTPUTS not in signature.outputs:
-            raise ServingError(_PRECONDITION, "No regression outputs found in SignatureDef: "
+            raise ServingError(_INVALID, "No regression outputs found in SignatureDef: "
                                + _debug_string(signature))
         examples = _example_tensor(serialized_examples)
         (values,) = self._run({signature.inputs[REGRESS_INPUTS].name: examples},
@@ -142,12 +144,13 @@ class Servable:
         if not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
             raise ServingError(_INVALID, "Expected output Tensor shape to be either [batch_size] "
                                f"or [batch_size, 1] but got {_shape_string(values.shape)}")
-        if values.dtype != np.float32:
-            raise ServingError(_INVALID, "Expected output Tensor of DT_FLOAT.  Got: "
-                               + _dtype_enum_name(values.dtype))
+        # PostProcessRegressionResult's order: shape, batch size, then dtype.
         if len(values) != len(examples):
             raise ServingError(_INVALID, f"Input batch size did not match output batch size: "
                                f"{len(examples)} vs. {len(values)}")
+        if values.dtype != np.float32:
+            raise ServingError(_INVALID, "Expected output Tensor of DT_FLOAT.  Got: "
+                               + _dtype_enum_name(values.dtype))
         return name, values.reshape(-1)
 
     def metadata(self):
@@ -202,13 +205,19 @@ def _validate_input_names(signature, inputs):
             _INVALID, f"input size does not match signature: {len(sent)}!={len(wanted)} "
             f"len({{{','.join(sent)}}}) != len({{{','.join(wanted)}}}). Sent extra: "
             f"{{{','.join(extra)}}}. Missing but required: {{{','.join(missing)}}}.")
-    for key in sent:
-        if key not in signature.inputs:
-            # saved_model::GetInputValues (tensorflow/cc/saved_model/util.cc).
-            raise ServingError(_INVALID, f"'{key}' is not found in signature inputs")
+    # saved_model::GetInputValues (tensorflow/cc/saved_model/util.cc): the signature's
+    # inputs first, each sent or defaulted; then any sent name the signature lacks.
     for key in wanted:
         if key not in inputs and key not in signature.defaults:
-            raise ServingError(_INVALID, f"'{key}' is not found in signature inputs or defaults")
+            raise ServingError(
+                _INVALID, f"Signature input alias: {key}(feed name: "
+                f"{signature.inputs[key].name}) not found in request and no default value "
+                f"provided. Inputs expected to be in the request {{{','.join(sent)}}}, or "
+                f"default input alias set: {','.join(sorted(signature.defaults))}")
+    used = [key for key in sent if key in signature.inputs]
+    if sent and len(used) != len(sent):
+        raise ServingError(_INVALID, f"Inputs contains invalid name. Used request inputs: "
+                           f"{','.join(used)}, request input: {','.join(sent)}")
 
 
 def _feeds(signature, inputs):
@@ -247,12 +256,13 @@ def _classify_input(signature):
     if len(signature.outputs) not in (1, 2):
         raise ServingError(_INVALID, "Expected one or two output Tensors, found "
                            f"{len(signature.outputs)}")
+    # classifier.cc PreProcessClassification: both are INVALID_ARGUMENT.
     if CLASSIFY_INPUTS not in signature.inputs:
-        raise ServingError(_PRECONDITION, "No classification inputs found in SignatureDef: "
+        raise ServingError(_INVALID, "No classification inputs found in SignatureDef: "
                            + _debug_string(signature))
     if CLASSIFY_CLASSES not in signature.outputs and CLASSIFY_SCORES not in signature.outputs:
         raise ServingError(
-            _PRECONDITION, "Expected classification signature outputs to contain at least one "
+            _INVALID, "Expected classification signature outputs to contain at least one "
             f'of "{CLASSIFY_CLASSES}" or "{CLASSIFY_SCORES}". Signature was: '
             + _debug_string(signature))
     return signature.inputs[CLASSIFY_INPUTS].name
