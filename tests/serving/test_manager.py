@@ -270,10 +270,15 @@ def test_truncated_warmup_file_is_data_loss(base):
     ({"config": text_format.Parse('model_config_list { config { name: "m" base_path: "/m" '
                                   'model_platform: "pytorch" } }',
                                   model_server_config_pb2.ModelServerConfig())},
-     ValueError, "unsupported platform pytorch"),
+     ValueError, "^config: Model m requests unsupported platform pytorch$"),
+    # ValidateModelConfigList (server_core.cc): base paths must be absolute.
     ({"config": text_format.Parse('model_config_list { config { name: "m" } }',
                                   model_server_config_pb2.ModelServerConfig())},
-     ValueError, "Model m has no base_path"),
+     ValueError, r"^config: Expected model m to have an absolute path or URI; got base_path\(\)=$"),
+    ({"config": text_format.Parse('model_config_list { config { name: "m" base_path: "m/1" } }',
+                                  model_server_config_pb2.ModelServerConfig())},
+     ValueError, r"^config: Expected model m to have an absolute path or URI; "
+     r"got base_path\(\)=m/1$"),
 ])
 def test_bad_arguments(tmp_path, kwargs, error, message):
     kwargs.setdefault("config", config(str(tmp_path)))

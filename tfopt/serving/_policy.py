@@ -5,6 +5,8 @@ The versions a ``ModelVersionPolicy`` asks for out of those on disk
 checks ``ServerCore`` makes of a ``ModelServerConfig`` before it realizes it.
 """
 
+import os
+
 import grpc
 
 from tfopt.serving._errors import ServingError
@@ -37,22 +39,35 @@ def model_configs(config):
         raise ServingError(grpc.StatusCode.FAILED_PRECONDITION,
                            "Cannot transition to requested config. It is only legal to "
                            "transition from one ModelConfigList to another.")
-    seen = set()
-    for model in config.model_config_list.config:
+    models = list(config.model_config_list.config)
+    for model in models:  # tfopt's own check: TF Serving would serve a model named ""
         if not model.name:
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                                "ModelConfig is missing a name (config list entry "
                                f"with base_path {model.base_path!r}).")
+    # ValidateModelConfigList (server_core.cc): unique names first, then every base path
+    # absolute (tensorflow_model_server sets no model_config_list_root_dir).
+    seen = set()
+    for model in models:
         if model.name in seen:
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"Illegal to list model {model.name} multiple times in "
                                "config list")
         seen.add(model.name)
-        if not model.base_path:
+    for model in models:
+        if _is_relative(model.base_path):
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"Model {model.name} has no base_path.")
+                               f"Expected model {model.name} to have an absolute path or URI; "
+                               f"got base_path()={model.base_path}")
+    # CreateStoragePathRoutes (server_core.cc); "" stays tfopt's shorthand for tensorflow.
+    for model in models:
         if model.model_platform not in ("", PLATFORM):
             raise ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"Model {model.name} requested unsupported platform "
-                               f"{model.model_platform}; this server runs '{PLATFORM}'.")
-    return list(config.model_config_list.config)
+                               f"Model {model.name} requests unsupported platform "
+                               f"{model.model_platform}")
+    return models
+
+
+def _is_relative(base_path):
+    """UriIsRelativePath (server_core.cc): no scheme, no host, not an absolute path."""
+    return "://" not in base_path and not os.path.isabs(base_path)
