@@ -270,11 +270,15 @@ def test_paths_outside_v1_are_the_http_servers_404(served, client):
     assert response.status_code == 404 and not _is_json(response)
 
 
-@pytest.mark.parametrize("origin, code", [("https://example.com", 200), ("file://x", 400)])
+# http_server.cc: RE2::PartialMatch(origin, "https?://"), so the scheme may appear anywhere.
+@pytest.mark.parametrize("origin, code", [("https://example.com", 200), ("file://x", 400),
+                                          ("null, http://example.com", 200), ("", 400)])
 def test_options_preflight(served, client, origin, code):
     response = client.options(served[0].url + f"/v1/models/{HPT}:predict",
                               headers={"Origin": origin})
     assert response.status_code == code
+    # No handler ran: no Content-Type, no body, whatever the status.
+    assert "content-type" not in response.headers and response.content == b""
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content_length", "chunked"])

@@ -10,6 +10,7 @@ read. Model calls block (TensorFlow), so they run in a thread pool, off the
 event loop.
 """
 
+import re
 import time
 
 import grpc
@@ -30,7 +31,7 @@ DEFAULT_SIGNATURE = "serving_default"
 # a runaway body before it fills the memory of a small container.
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
 _JSON = "application/json"
-_ORIGIN_PREFIXES = ("http://", "https://")
+_ORIGIN = re.compile(r"https?://")
 
 
 class _TooLarge(Exception):
@@ -107,9 +108,10 @@ class _RestApp:
         if not _rest_routes.is_api_path(path):
             return PlainTextResponse("Not Found", status_code=404)
         if request.method == "OPTIONS":  # a CORS preflight
+            # http_server.cc: RE2::PartialMatch(origin, "https?://"), else FAILED_PRECONDITION
+            # (400); either way an empty body and no Content-Type (the handler adds none).
             origin = request.headers.get("origin", "")
-            return Response(b"", status_code=200 if origin.startswith(_ORIGIN_PREFIXES) else 400,
-                            media_type=_JSON)
+            return Response(b"", status_code=200 if _ORIGIN.search(origin) else 400)
         call = None
         start = time.perf_counter()
         try:
