@@ -33,6 +33,9 @@ _DEFAULT_MAX_BATCH_SIZE = 1000
 _DEFAULT_TIMEOUT_MICROS = 0
 _DEFAULT_MAX_ENQUEUED_BATCHES = 10
 _DEFAULT_SIGNATURE = "serving_default"
+# Threads a server keeps for calls waiting on batches, at most (--enable_batching without a
+# file asks for batches of 1000 rows).
+_MAX_WAITING_CALLS = 256
 
 
 @dataclasses.dataclass
@@ -121,6 +124,16 @@ class Batcher:
                          for index in range(self.num_batch_threads)]
         for thread in self._threads:
             thread.start()
+
+    @property
+    def waiting_calls(self):
+        """How many calls must be able to wait at once for every batch thread's batch to fill.
+
+        A server that answers each call on a thread of a bounded pool must have
+        at least this many threads (up to 256): a call waiting for its batch
+        holds one, so with fewer threads batches never grow past the pool's size.
+        """
+        return min(_MAX_WAITING_CALLS, self.max_batch_size * self.num_batch_threads)
 
     def predict(self, servable, signature_name, inputs, output_filter=()):
         """`servable.predict(inputs, signature_name, output_filter)`, run in a shared batch.

@@ -13,6 +13,7 @@ event loop.
 import re
 import time
 
+import anyio
 import grpc
 from starlette import concurrency
 from starlette.requests import Request
@@ -88,7 +89,7 @@ class _RestApp:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await _lifespan(receive, send, self.batcher)
             return
         if scope["type"] != "http":
             return
@@ -208,11 +209,19 @@ class _RestApp:
         return _json_response.make_predict_response(outputs, request.form)
 
 
-async def _lifespan(receive, send):
-    """Answers uvicorn's startup and shutdown messages; the manager is started by its owner."""
+async def _lifespan(receive, send, batcher):
+    """Answers uvicorn's startup and shutdown messages; the manager is started by its owner.
+
+    Model calls run on anyio's thread pool (40 threads unless told otherwise), and a
+    call waiting for its batch holds a thread: with a batcher the pool is grown to
+    let every batch fill (`Batcher.waiting_calls`).
+    """
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            if batcher is not None:
+                limiter = anyio.to_thread.current_default_thread_limiter()
+                limiter.total_tokens = max(limiter.total_tokens, batcher.waiting_calls)
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
