@@ -73,15 +73,18 @@ def _available(response):
 
 
 @contextlib.contextmanager
-def tfopt_serve(name, base_path, log_path, batching=False, poll_seconds=1):
-    """tfopt-serve serving `base_path` as `name`; yields {"grpc": port, "rest": port}."""
+def tfopt_serve(name, base_path, log_path, batching_file=None, poll_seconds=1):
+    """tfopt-serve serving `base_path` as `name`; yields {"grpc": port, "rest": port}.
+
+    With `batching_file` (a BatchingParameters text file) it batches predict calls.
+    """
     ports = {"grpc": free_port(), "rest": free_port()}
     command = [_console_script("tfopt-serve"), f"--model_name={name}",
                f"--model_base_path={base_path}", f"--port={ports['grpc']}",
                f"--rest_api_port={ports['rest']}", f"--host={HOST}",
                f"--file_system_poll_wait_seconds={poll_seconds}"]
-    if batching:
-        command.append("--enable_batching")
+    if batching_file:
+        command += ["--enable_batching", f"--batching_parameters_file={batching_file}"]
     url = f"http://{HOST}:{ports['rest']}/v1/models/{name}"
     with _process(command, url, log_path, _available):
         yield ports
