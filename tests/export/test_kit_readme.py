@@ -59,7 +59,9 @@ def _block_starting(prefix):
 def _make_kit_copy(parent):
     """serving/ copied under `parent`, with an export root as the README's export step leaves it."""
     folder = parent / "serving"
-    shutil.copytree(SERVING_DIR, folder, ignore=shutil.ignore_patterns("models", "*.json"))
+    # Without what the README's commands write there (gitignored; a fresh clone has none).
+    shutil.copytree(SERVING_DIR, folder, ignore=shutil.ignore_patterns(
+        "models", "*.json", "reference.npz", "local.config", "logs", "drift"))
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8, 8, 1), name="image"), keras.layers.Flatten(),
                               keras.layers.Dense(10, activation="softmax", name="digit")])
