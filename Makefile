@@ -41,7 +41,7 @@ benchmark-distillation: $(VENV)/.installed
 benchmark-export: $(VENV)/.installed
 	$(PY) -m benchmarks.export_benchmark
 
-# tfopt-serve against a hand-written FastAPI server and the in-process floor (loopback, ~3 min).
+# tfopt-serve against a hand-written FastAPI server and the in-process floor (loopback, ~6 min).
 benchmark-serving: $(VENV)/.installed
 	$(PY) -m benchmarks.serving_benchmark
 
