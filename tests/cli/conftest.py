@@ -32,6 +32,18 @@ def start_process(command, env=None):
                             env=environment)
 
 
+def with_default_sigint(command):
+    """`command` started with SIGINT at its default disposition, as a terminal starts it.
+
+    A suite run as a background job of a non-interactive shell (`make test &`) has SIGINT
+    ignored, and children inherit that: Python then installs no KeyboardInterrupt handler
+    and Ctrl-C is a no-op, as it should be under nohup. The exec keeps SIG_DFL.
+    """
+    reset = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+             "os.execv(sys.argv[1], sys.argv[1:])")
+    return [sys.executable, "-c", reset] + list(command)
+
+
 def finish_process(process, timeout=300):
     """Waits for a started process: a CompletedProcess with its output."""
     stdout, stderr = process.communicate(timeout=timeout)

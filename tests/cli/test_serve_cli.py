@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.cli.conftest import start_process
+from tests.cli.conftest import with_default_sigint
 from tests.serving.conftest import half_plus_two_base  # noqa: F401  (a fixture)
 from tfopt.cli import serve
 from tfopt.serving._errors import ServingError
@@ -133,10 +134,11 @@ def _grpc_status(port):
 def test_serves_rest_and_grpc_and_stops_on_a_signal(half_plus_two_base, stop, exit_status,
                                                     last_line):
     grpc_port, rest_port = _free_port(), _free_port()
-    process = start_process([sys.executable, "-m", "tfopt.cli.serve", f"--port={grpc_port}",
-                             f"--rest_api_port={rest_port}", f"--model_name={HPT}",
-                             f"--model_base_path={half_plus_two_base}", "--enable_batching",
-                             "--file_system_poll_wait_seconds=0"])
+    process = start_process(with_default_sigint([
+        sys.executable, "-m", "tfopt.cli.serve", f"--port={grpc_port}",
+        f"--rest_api_port={rest_port}", f"--model_name={HPT}",
+        f"--model_base_path={half_plus_two_base}", "--enable_batching",
+        "--file_system_poll_wait_seconds=0"]))
     try:
         lines = _Lines(process.stderr)
         lines.wait_for("Exporting HTTP/REST API at:", process)
