@@ -60,22 +60,26 @@ def _table_rows(markdown, first_header):
     return lines[start], rows
 
 
-def test_every_file_is_written_and_returned(tmp_path):
-    written = _report.write(_report_input(), str(tmp_path))
-    assert written == sorted(["report.json", "report.md"] + PLOTS)
-    assert sorted(os.listdir(tmp_path)) == written
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """(the directory of one report written from `_report_input`, the names `write` returned)."""
+    directory = tmp_path_factory.mktemp("report")
+    return directory, _report.write(_report_input(), str(directory))
 
 
-def test_report_json_is_the_input(tmp_path):
-    report = _report_input()
-    _report.write(report, str(tmp_path))
-    with open(tmp_path / "report.json") as stream:
-        assert json.load(stream) == report
+def test_every_file_is_written_and_returned(written):
+    directory, names = written
+    assert names == sorted(["report.json", "report.md"] + PLOTS)
+    assert sorted(os.listdir(directory)) == names
 
 
-def test_report_md_has_one_row_per_stage_with_ratios_against_float(tmp_path):
-    _report.write(_report_input(), str(tmp_path))
-    markdown = (tmp_path / "report.md").read_text()
+def test_report_json_is_the_input(written):
+    with open(written[0] / "report.json") as stream:
+        assert json.load(stream) == _report_input()
+
+
+def test_report_md_has_one_row_per_stage_with_ratios_against_float(written):
+    markdown = (written[0] / "report.md").read_text()
     header, rows = _table_rows(markdown, "stage")
     assert header == ("| stage | parameters | MFLOPs | .keras bytes | .keras gzip | TFLite bytes | "
                       "TFLite gzip | Keras acc | TFLite acc | agreement | latency ms | wall s |")
@@ -95,7 +99,7 @@ def test_report_md_has_one_row_per_stage_with_ratios_against_float(tmp_path):
         assert f"![{plot}]({plot})" in markdown
 
 
-def test_report_md_says_larger_and_slower_when_a_stage_is(tmp_path):
+def test_report_md_says_larger_and_slower_when_a_stage_is():
     report = _report_input()
     report["stages"][1].update(tflite_gzip_bytes=124800, latency_ms=0.75)
     markdown = _report.markdown(report)
@@ -103,7 +107,7 @@ def test_report_md_says_larger_and_slower_when_a_stage_is(tmp_path):
     assert row[6] == "124,800 (x2.0 larger)" and row[10] == "0.750 (x1.5 slower)"
 
 
-def test_candidates_and_reference_points_get_tables(tmp_path):
+def test_candidates_and_reference_points_get_tables():
     markdown = _report.markdown(_report_input())
     _, candidates = _table_rows(markdown, "candidate")
     assert candidates == [
@@ -115,7 +119,7 @@ def test_candidates_and_reference_points_get_tables(tmp_path):
     assert references[0][0] == "`tfmot prune+PQAT`"
     # c2 (2,500 bytes, 96%) is beaten by 04-qat (2,000, 97.3%), the float stage by the
     # reference (5,400, 97.8%).
-    assert ("On the Pareto front (no other point both smaller and more accurate): `c1`, "
+    assert ("- On the Pareto front (no other point both smaller and more accurate): `c1`, "
             "`04-qat`, `tfmot prune+PQAT`.") in markdown
 
 
@@ -126,10 +130,9 @@ def test_no_candidates_no_candidate_table():
     assert "| candidate |" not in markdown and "| reference |" not in markdown
 
 
-def test_every_plot_decodes_as_an_image_of_sensible_size(tmp_path):
-    _report.write(_report_input(), str(tmp_path))
+def test_every_plot_decodes_as_an_image_of_sensible_size(written):
     for plot in PLOTS:
-        pixels = image.imread(str(tmp_path / plot))
+        pixels = image.imread(str(written[0] / plot))
         height, width = pixels.shape[:2]
         assert 200 <= height <= 2000 and 300 <= width <= 2000, (plot, pixels.shape)
         assert np.ptp(pixels[..., :3]) > 0.5, f"{plot} is blank"

@@ -83,11 +83,8 @@ def markdown(report, plots=()):
     last = stages[-1]
     lines = [f"# tfopt-optimize report: {report['data']}, recipe "
              f"{' -> '.join(report['recipe']) or '(none)'}", "",
-             f"The last stage, `{last['stage']}`, is "
-             f"{_ratio(reference['tflite_gzip_bytes'], last['tflite_gzip_bytes'], 'smaller', 'larger')}"
-             f" (gzipped TFLite) and "
-             f"{_ratio(reference['latency_ms'], last['latency_ms'], 'faster', 'slower')} than the "
-             f"float stage, at {last['tflite_accuracy']:.2%} TFLite accuracy against "
+             f"The last stage, `{last['stage']}`, is {_size_ratio(last, reference)} (gzipped "
+             f"TFLite) and {_latency_ratio(last, reference)} than the float stage, at {last['tflite_accuracy']:.2%} TFLite accuracy against "
              f"{reference['tflite_accuracy']:.2%}.", "",
              "## Repeat this run", "", "```", report["command"], "```", "",
              f"- data: {report['data']}", f"- seed: {report['seed']}",
@@ -102,11 +99,11 @@ def markdown(report, plots=()):
                     [[f"`{stage['stage']}`"] + _stage_cells(stage, reference)
                      for stage in stages])
     points = _report_plots.points(report)
-    lines += ["", "On the Pareto front (no other point both smaller and more accurate): " +
+    lines += ["", "- On the Pareto front (no other point both smaller and more accurate): " +
               ", ".join(f"`{label}`" for _, _, label in
                         pareto_front([(size, acc, label) for size, _, acc, label, _ in points]))
               + ".",
-              "On the latency front: " +
+              "- On the latency front (no other point both faster and more accurate): " +
               ", ".join(f"`{label}`" for _, _, label in
                         pareto_front([(latency, acc, label)
                                       for _, latency, acc, label, _ in points])) + ".", ""]
@@ -143,13 +140,20 @@ def _stage_cells(stage, reference):
 
 
 def _size_cell(figures, reference):
-    return (f"{figures['tflite_gzip_bytes']:,} ("
-            f"{_ratio(reference['tflite_gzip_bytes'], figures['tflite_gzip_bytes'], 'smaller', 'larger')})")
+    return f"{figures['tflite_gzip_bytes']:,} ({_size_ratio(figures, reference)})"
 
 
 def _latency_cell(figures, reference):
-    return (f"{figures['latency_ms']:.3f} "
-            f"({_ratio(reference['latency_ms'], figures['latency_ms'], 'faster', 'slower')})")
+    return f"{figures['latency_ms']:.3f} ({_latency_ratio(figures, reference)})"
+
+
+def _size_ratio(figures, reference):
+    return _ratio(reference["tflite_gzip_bytes"], figures["tflite_gzip_bytes"],
+                  "smaller", "larger")
+
+
+def _latency_ratio(figures, reference):
+    return _ratio(reference["latency_ms"], figures["latency_ms"], "faster", "slower")
 
 
 def _ratio(reference, value, better, worse):

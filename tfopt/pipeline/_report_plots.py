@@ -47,8 +47,9 @@ def candidate_labels(report):
 def draw(report, output_dir):
     """Draws the plots that have data into `output_dir`; returns their file names."""
     # Imported here: `import tfopt.pipeline` must not load matplotlib.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=import-outside-toplevel
-    from matplotlib.figure import Figure  # pylint: disable=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     def new_axes(size):
         figure = Figure(figsize=size)
@@ -79,8 +80,9 @@ def draw(report, output_dir):
     if last["layers"]:
         layers = last["layers"]
         figure, axes = new_axes((7, max(3.5, 1.2 + 0.3 * len(layers))))
-        axes.barh([layer["name"] for layer in layers],
-                  [layer["sparsity"] * 100 for layer in layers], color="tab:blue")
+        bars = axes.barh([layer["name"] for layer in layers],
+                         [layer["sparsity"] * 100 for layer in layers], color="tab:blue")
+        axes.bar_label(bars, fmt="%.0f%%", padding=3, fontsize=8)
         axes.invert_yaxis()  # first layer on top, as in model.summary()
         axes.set_xlim(0, 100)
         axes.set_xlabel("zero kernel weights (%)")
@@ -92,8 +94,9 @@ def draw(report, output_dir):
         positions = range(len(rows))
         for offset, column, label in ((-0.2, 1, report["stages"][0]["stage"]),
                                       (0.2, 2, last["stage"])):
-            axes.bar([position + offset for position in positions],
-                     [row[column] or 0 for row in rows], width=0.4, label=label)
+            bars = axes.bar([position + offset for position in positions],
+                            [row[column] or 0 for row in rows], width=0.4, label=label)
+            axes.bar_label(bars, padding=2, fontsize=8)
         axes.set_xticks(list(positions), [row[0] for row in rows], rotation=45, ha="right")
         axes.set_ylabel("output channels")
         axes.set_title("Per-layer channels before and after")
@@ -130,6 +133,7 @@ def pareto_front(points):
 
 def _trade_off(axes, plotted):
     """Draws (x, accuracy %, label, kind) points, their labels and the Pareto front."""
+    from matplotlib import ticker  # pylint: disable=import-outside-toplevel
     for kind, (marker, colour, legend) in _STYLES.items():
         chosen = [point for point in plotted if point[3] == kind]
         if chosen:
@@ -145,7 +149,17 @@ def _trade_off(axes, plotted):
     axes.step([point[0] for point in front], [point[1] for point in front], where="post",
               color="tab:green", linestyle="--", label="Pareto front", zorder=2)
     axes.set_xscale("log")
-    axes.grid(True, which="both", alpha=0.3)
+    # Ticks at 1, 2, 5 x 10^n written as plain numbers: the default labels every
+    # minor tick as "3x10^0" and they overlap when the axis spans one decade.
+    axes.margins(x=0.12, y=0.08)  # room for the labels of the outermost points
+    low, high = axes.get_xlim()
+    # Points within a factor of 4 may fall between two of those ticks: linear
+    # ticks then, as good as logarithmic ones over so short a span.
+    axes.xaxis.set_major_locator(ticker.MaxNLocator(5) if high < 4 * low
+                                 else ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    axes.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    axes.xaxis.set_minor_formatter(ticker.NullFormatter())
+    axes.grid(True, which="major", alpha=0.3)
     axes.legend(fontsize=8, loc="lower right")
 
 
