@@ -91,6 +91,8 @@ def test_report_md_has_one_row_per_stage_with_ratios_against_float(written):
     assert by_stage["`04-qat`"][6] == "2,000 (x31.2 smaller)"
     assert by_stage["`04-qat`"][10] == "0.100 (x5.0 faster)"
     assert by_stage["`04-qat`"][8] == "97.30%"
+    assert ("The last stage, `04-qat`, is x31.2 smaller (gzipped TFLite) and x5.0 faster than "
+            "the float stage, at 97.30% TFLite accuracy against 97.50%.") in markdown
     # The repeat section names the command, data, seed and versions.
     assert "```\ntfopt-optimize --model=builtin:reference_cnn --data=digits" in markdown
     assert "- seed: 3" in markdown and "- data: digits" in markdown
@@ -215,6 +217,7 @@ def _set(path, value):
      ["'latency_ms'", "'tfmot prune+PQAT'"]),
     (_set(["versions", "numpy"], math.nan), ["'versions'", "'numpy'"]),
     (_set(["command"], None), ["'command'", "str"]),
+    (_set(["recipe"], ["qat", 4]), ["'recipe'", "4"]),
 ])
 def test_bad_input_raises_naming_the_key_and_writes_nothing(tmp_path, change, words):
     report = copy.deepcopy(_report_input())

@@ -84,7 +84,8 @@ def markdown(report, plots=()):
     lines = [f"# tfopt-optimize report: {report['data']}, recipe "
              f"{' -> '.join(report['recipe']) or '(none)'}", "",
              f"The last stage, `{last['stage']}`, is {_size_ratio(last, reference)} (gzipped "
-             f"TFLite) and {_latency_ratio(last, reference)} than the float stage, at {last['tflite_accuracy']:.2%} TFLite accuracy against "
+             f"TFLite) and {_latency_ratio(last, reference)} than the float stage, at "
+             f"{last['tflite_accuracy']:.2%} TFLite accuracy against "
              f"{reference['tflite_accuracy']:.2%}.", "",
              "## Repeat this run", "", "```", report["command"], "```", "",
              f"- data: {report['data']}", f"- seed: {report['seed']}",

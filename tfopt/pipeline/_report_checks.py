@@ -46,6 +46,8 @@ def validate_report(report):
         if not _is(report[key], kind):
             raise ValueError(f"The report's {key!r} must be a {kind.__name__}; got "
                              f"{report[key]!r}.")
+    if not all(isinstance(name, str) for name in report["recipe"]):
+        raise ValueError(f"The report's 'recipe' must list stage names; got {report['recipe']!r}.")
     if not report["stages"]:
         raise ValueError("The report's 'stages' is empty; it needs at least the float stage "
                          "('00-float'), whose figures the others are compared with.")
