@@ -17,7 +17,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 __version__ = "0.1.0"
 
-__all__ = ["distillation", "export", "pruning", "quantization", "serving"]
+__all__ = ["distillation", "export", "pipeline", "pruning", "quantization", "serving"]
 
 
 def __getattr__(name):

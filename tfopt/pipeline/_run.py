@@ -1,0 +1,190 @@
+"""`optimize`: the stages of a recipe run one after another, each saved before the next starts.
+
+The output directory holds run.json (what the run was asked to do) and one
+directory per finished stage, ``stages/NN-name/`` (model.keras, model.tflite,
+figures.json), each written whole or not at all. A run started again on the
+same directory continues after the last finished stage; a finished run does
+nothing; a run asked to do something else there is refused unless
+``overwrite=True``.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+
+import numpy as np
+import tf_keras as keras
+from absl import logging
+
+from tfopt import _files
+from tfopt import _models
+from tfopt import quantization
+from tfopt.pipeline import _figures
+from tfopt.pipeline import _recipe
+from tfopt.pipeline import _stages
+
+RUN_FILE = "run.json"
+STAGES_DIR = "stages"
+FLOAT_STAGE = "00-float"
+
+
+@dataclasses.dataclass
+class Result:
+    """What a run left: its directory, and each stage's figures in order, float first."""
+
+    output_dir: str
+    stages: list
+
+
+def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction=0.5,
+             sparsity=0.7, criterion="taylor", qat_scheme="int8_prune_preserving",
+             epochs_per_stage=1, batch_size=64, temperature=4.0, seed=0, overwrite=False):
+    """Makes a trained classifier small and fast in stages, each saved and measured.
+
+    Args:
+      model: the trained float tf_keras classifier (logits or probabilities over
+        classes in its last axis). It teaches every stage and is not changed.
+      data: ``((x_train, y_train), (x_test, y_test))``, integer class labels.
+        Stages train on the first; every figure is measured on the second.
+      output_dir: the run's directory (created; see the module docstring).
+      recipe: "auto" (every stage) or stages from ``distill``, ``channels``,
+        ``unstructured``, ``qat`` in that order, comma-separated or a list.
+      width: the distilled student's width relative to `model`, in (0, 1].
+      channel_fraction: the share of channels the channels stage removes.
+      sparsity: the share of weights the unstructured stage zeroes.
+      criterion: the channels stage's ranking: "taylor", "magnitude", "l2", "random".
+      qat_scheme: "int8_prune_preserving", "int8", "binary" or "fixed4".
+      epochs_per_stage: training epochs of each stage.
+      batch_size: training batch size.
+      temperature: the distillation temperature.
+      seed: seed of weights and data order; the same seed repeats a run.
+      overwrite: start over in an `output_dir` that holds a different run.
+
+    Returns:
+      A `Result`: the directory and every stage's figures.
+
+    Raises:
+      ValueError: bad options or data (named), or `output_dir` holding
+        another run without `overwrite`.
+
+    Example:
+      >>> result = pipeline.optimize(model, ((x_train, y_train), (x_test, y_test)), "run")
+      >>> result.stages[-1]["tflite_gzip_bytes"], result.stages[-1]["tflite_accuracy"]
+    """
+    options = _recipe.Options(recipe=recipe, width=width, channel_fraction=channel_fraction,
+                              sparsity=sparsity, criterion=criterion, qat_scheme=qat_scheme,
+                              epochs_per_stage=epochs_per_stage, batch_size=batch_size,
+                              temperature=temperature, seed=seed)
+    _models.validate_tf_keras_model(model, "pipeline.optimize")
+    train, test = _validate_data(data, model)
+    if not isinstance(output_dir, (str, os.PathLike)):
+        raise TypeError(f"output_dir must be a path; got {output_dir!r}.")
+    output_dir = os.fspath(output_dir)
+    _claim(output_dir, _run_record(options, model, train, test), overwrite)
+
+    trained_any = [False]
+
+    def measure_float():
+        trained_any[0] = True
+        return model, model, 0
+
+    stages = [_stage(output_dir, FLOAT_STAGE, "float", measure_float, model, test)]
+    current = model
+    for index, name in enumerate(options.recipe, start=1):
+        stage = f"{index:02d}-{name}"
+
+        def train_stage(name=name, previous=current, index=index):
+            trained_any[0] = True
+            keras.utils.set_random_seed(options.seed + index)
+            logging.info("tfopt.pipeline: stage %s: %d epoch(s)", name, options.epochs_per_stage)
+            trained = _stages.run_stage(name, previous, model, train, options)
+            return trained, previous if name == "qat" else trained, options.epochs_per_stage
+
+        stages.append(_stage(output_dir, stage, name, train_stage, model, test))
+        if name != "qat":
+            current = _load(output_dir, stage)
+    if not trained_any[0]:
+        logging.info("tfopt.pipeline: %s holds this run, finished: nothing to do", output_dir)
+    return Result(output_dir, stages)
+
+
+def _stage(output_dir, stage, name, train_stage, teacher, test):
+    """The figures of `stage`: read back when it is done, else trained, written and read."""
+    directory = os.path.join(output_dir, STAGES_DIR, stage)
+    if os.path.isdir(directory):
+        logging.info("tfopt.pipeline: stage %s is done (%s)", stage, directory)
+        return _figures.read_figures(directory)
+    began = time.perf_counter()
+    trained, plain, epochs = train_stage()
+    with _files.atomic_path(directory, replace=False) as staging:
+        figures = _figures.write_stage(staging, stage, name, trained, plain, teacher, test,
+                                       epochs, time.perf_counter() - began)
+    logging.info("tfopt.pipeline: stage %s: TFLite %d bytes gzipped, accuracy %.4f", stage,
+                 figures["tflite_gzip_bytes"], figures["tflite_accuracy"])
+    return figures
+
+
+def _load(output_dir, stage):
+    path = os.path.join(output_dir, STAGES_DIR, stage, _figures.MODEL_FILE)
+    return quantization.load_model(path, compile=False)
+
+
+def _claim(output_dir, record, overwrite):
+    """Writes run.json for a new run; checks it for a continued one."""
+    path = os.path.join(output_dir, RUN_FILE)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as stream:
+            existing = json.load(stream)
+        if existing == record:
+            return
+        if not overwrite:
+            changed = sorted(key for key in set(existing) | set(record)
+                             if existing.get(key) != record.get(key))
+            raise ValueError(f"{output_dir!r} holds another run (it differs in {changed}); "
+                             "give another output_dir, or overwrite=True to start over there.")
+        shutil.rmtree(os.path.join(output_dir, STAGES_DIR), ignore_errors=True)
+    with _files.atomic_path(path) as staging:
+        with open(staging, "w", encoding="utf-8") as stream:
+            json.dump(record, stream, indent=2, sort_keys=True)
+
+
+def _run_record(options, model, train, test):
+    """What a restart must match: the options and fingerprints of the model and the data."""
+    return {"options": options.as_dict(), "model": _fingerprint(
+        [model.to_json().encode()] + [np.asarray(w).tobytes() for w in model.get_weights()]),
+            "data": _fingerprint([np.ascontiguousarray(a).tobytes() for a in train + test])}
+
+
+def _fingerprint(parts):
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def _validate_data(data, model):
+    try:
+        (x_train, y_train), (x_test, y_test) = data
+    except (TypeError, ValueError):
+        raise ValueError("data must be ((x_train, y_train), (x_test, y_test)); got "
+                         f"{type(data).__name__}.") from None
+    classes = model.output_shape[-1]
+    split = {}
+    for where, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.shape[1:] != tuple(model.input_shape[1:]):
+            raise ValueError(f"data: x_{where} has examples of shape {x.shape[1:]}; the model "
+                             f"takes {tuple(model.input_shape[1:])}.")
+        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"data: y_{where} must be {len(x)} integer class ids (shape "
+                             f"({len(x)},)); got shape {y.shape}, dtype {y.dtype}.")
+        if len(y) and (y.min() < 0 or y.max() >= classes):
+            raise ValueError(f"data: y_{where} holds classes {y.min()}..{y.max()}; the model "
+                             f"has {classes} outputs (0..{classes - 1}).")
+        if not len(x):
+            raise ValueError(f"data: x_{where} holds no examples.")
+        split[where] = (x.astype(np.float32), y)
+    return split["train"], split["test"]
