@@ -91,6 +91,7 @@ def test_report_md_has_one_row_per_stage_with_ratios_against_float(written):
     assert by_stage["`04-qat`"][6] == "2,000 (x31.2 smaller)"
     assert by_stage["`04-qat`"][10] == "0.100 (x5.0 faster)"
     assert by_stage["`04-qat`"][8] == "97.30%"
+    assert _report.stage_table(_report_input()) in markdown
     assert ("The last stage, `04-qat`, is x31.2 smaller (gzipped TFLite) and x5.0 faster than "
             "the float stage, at 97.30% TFLite accuracy against 97.50%.") in markdown
     # The repeat section names the command, data, seed and versions.

@@ -96,9 +96,7 @@ def markdown(report, plots=()):
              "stage's TFLite file predicts the float model's Keras class) on the test split; "
              "latency single-thread LiteRT, batch 1, median. Ratios against the float stage.",
              ""]
-    lines += _table(["stage"] + [header for header, _, _ in _STAGE_COLUMNS],
-                    [[f"`{stage['stage']}`"] + _stage_cells(stage, reference)
-                     for stage in stages])
+    lines += stage_table(report).splitlines()
     points = _report_plots.points(report)
     lines += ["", "- On the Pareto front (no other point both smaller and more accurate): " +
               ", ".join(f"`{label}`" for _, _, label in
@@ -129,6 +127,21 @@ def markdown(report, plots=()):
     if plots:
         lines += ["## Plots", ""] + [f"![{plot}]({plot})" for plot in plots] + [""]
     return "\n".join(lines)
+
+
+def stage_table(report):
+    """The stage table of report.md, one row per stage, e.g. for a command to print.
+
+    Args:
+      report: the report input, as `write` takes it (checked there, not here).
+
+    Returns:
+      The Markdown table as one string, without a final newline.
+    """
+    reference = report["stages"][0]
+    return "\n".join(_table(["stage"] + [header for header, _, _ in _STAGE_COLUMNS],
+                            [[f"`{stage['stage']}`"] + _stage_cells(stage, reference)
+                             for stage in report["stages"]]))
 
 
 def _stage_cells(stage, reference):
