@@ -24,6 +24,21 @@ def _stage_dir(result, stage):
     return os.path.join(result.output_dir, _run.STAGES_DIR, stage)
 
 
+def test_the_report_names_every_stage_and_the_call(finished_run):
+    result, _ = finished_run
+    assert result.report == os.path.join(result.output_dir, "report.md")
+    with open(os.path.join(result.output_dir, "report.json"), encoding="utf-8") as stream:
+        report = json.load(stream)
+    assert report["stages"] == result.stages
+    assert report["command"].startswith("tfopt.pipeline.optimize(model, data, output_dir, "
+                                        "recipe=['distill', 'channels', 'unstructured', 'qat']")
+    assert report["seed"] == 3 and report["versions"]["tensorflow"].startswith("2.")
+    with open(result.report, encoding="utf-8") as stream:
+        text = stream.read()
+    assert all(stage in text for stage in STAGE_DIRS)
+    assert os.path.exists(os.path.join(result.output_dir, "accuracy_vs_size.png"))
+
+
 def test_every_stage_leaves_its_model_tflite_file_and_figures(finished_run):
     result, _ = finished_run
     assert sorted(os.listdir(os.path.join(result.output_dir, _run.STAGES_DIR))) == STAGE_DIRS

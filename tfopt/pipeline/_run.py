@@ -10,8 +10,10 @@ nothing; a run asked to do something else there is refused unless
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import os
+import platform
 import shutil
 import time
 
@@ -24,24 +26,31 @@ from tfopt import _models
 from tfopt import quantization
 from tfopt.pipeline import _figures
 from tfopt.pipeline import _recipe
+from tfopt.pipeline import _report
 from tfopt.pipeline import _stages
 
 RUN_FILE = "run.json"
+REPORT_FILE = "report.md"
+# The packages whose versions a report names, so that the run can be repeated.
+_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert",
+             "numpy")
 STAGES_DIR = "stages"
 FLOAT_STAGE = "00-float"
 
 
 @dataclasses.dataclass
 class Result:
-    """What a run left: its directory, and each stage's figures in order, float first."""
+    """What a run left: its directory, each stage's figures in order (float first), the report."""
 
     output_dir: str
     stages: list
+    report: str
 
 
 def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction=0.5,
              sparsity=0.7, criterion="taylor", qat_scheme="int8_prune_preserving",
-             epochs_per_stage=1, batch_size=64, temperature=4.0, seed=0, overwrite=False):
+             epochs_per_stage=1, batch_size=64, temperature=4.0, seed=0, overwrite=False,
+             command=None, data_name=None):
     """Makes a trained classifier small and fast in stages, each saved and measured.
 
     Args:
@@ -62,6 +71,10 @@ def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction
       temperature: the distillation temperature.
       seed: seed of weights and data order; the same seed repeats a run.
       overwrite: start over in an `output_dir` that holds a different run.
+      command: the command that started the run, for the report; defaults to
+        this call.
+      data_name: what the data is, for the report; defaults to the arrays'
+        sizes.
 
     Returns:
       A `Result`: the directory and every stage's figures.
@@ -106,9 +119,34 @@ def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction
         stages.append(_stage(output_dir, stage, name, train_stage, model, test))
         if name != "qat":
             current = _load(output_dir, stage)
-    if not trained_any[0]:
+    report = os.path.join(output_dir, REPORT_FILE)
+    if not trained_any[0] and os.path.exists(report):
         logging.info("tfopt.pipeline: %s holds this run, finished: nothing to do", output_dir)
-    return Result(output_dir, stages)
+        return Result(output_dir, stages, report)
+    _report.write({
+        "command": command or _call_text(options),
+        "data": data_name or (f"arrays: {len(train[0])} training and {len(test[0])} test "
+                              "examples"),
+        "seed": options.seed, "versions": _versions(), "recipe": list(options.recipe),
+        "stages": stages, "candidates": [], "reference_points": {}}, output_dir)
+    logging.info("tfopt.pipeline: report in %s", report)
+    return Result(output_dir, stages, report)
+
+
+def _call_text(options):
+    arguments = ", ".join(f"{key}={value!r}" for key, value in options.as_dict().items())
+    return f"tfopt.pipeline.optimize(model, data, output_dir, {arguments})"
+
+
+def _versions():
+    from tfopt import __version__  # pylint: disable=import-outside-toplevel
+    versions = {"tfopt": __version__, "python": platform.python_version()}
+    for package in _PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
 
 
 def _stage(output_dir, stage, name, train_stage, teacher, test):
