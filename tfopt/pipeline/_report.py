@@ -1,6 +1,6 @@
 """The pipeline's report on disk: report.json, report.md and PNG plots.
 
-`write` takes the report input of the issue-12 contract (the run's command,
+`write` takes the report input that `pipeline.optimize` builds (the run's command,
 data, seed, versions and each stage's figures) and writes, each file
 atomically (`tfopt._files.atomic_path`, as tfopt-monitor's report does):
 
@@ -49,7 +49,7 @@ def write(report, output_dir):
     """Writes the pipeline's report and plots into `output_dir`.
 
     Args:
-      report: the report input of the issue-12 contract: ``command``, ``data``,
+      report: the report input `pipeline.optimize` builds: ``command``, ``data``,
         ``seed``, ``versions``, ``recipe``, ``stages`` (figures, ``00-float``
         first), ``candidates`` and ``reference_points``.
       output_dir: the run directory, created if missing.

@@ -31,13 +31,13 @@ _FIGURES = {
 }
 _SHARES = ("keras_accuracy", "tflite_accuracy", "agreement")
 _PLOTTED = ("tflite_gzip_bytes", "latency_ms", "tflite_accuracy")
-_CONTRACT = "See the issue-12 contract (figures.json) for every figure."
+_CONTRACT = "tfopt/pipeline/_figures.py writes every figure a stage needs (figures.json)."
 
 
 def validate_report(report):
     """Raises ValueError naming the key (and stage) of the first bad entry of `report`."""
     if not isinstance(report, dict):
-        raise ValueError(f"The report must be a dict (the contract's report input); got "
+        raise ValueError(f"The report must be a dict (what pipeline.optimize builds); got "
                          f"{type(report).__name__}.")
     for key, kind in _TOP_LEVEL:
         if key not in report:
