@@ -3,7 +3,10 @@
 The output directory holds run.json (what the run was asked to do) and one
 directory per finished stage, ``stages/NN-name/`` (model.keras, model.tflite,
 figures.json), each written whole or not at all. A run started again on the
-same directory continues after the last finished stage; a finished run does
+same directory continues after the last finished stage, and inside the stage
+it was in from its last finished epoch: a stage backs its training up into
+``stages/.backup-NN-name/`` each epoch and removes the backup once its
+directory is written (tfopt/pipeline/_resume.py). A finished run does
 nothing; a run asked to do something else there is refused unless
 ``overwrite=True``.
 """
@@ -27,6 +30,7 @@ from tfopt import quantization
 from tfopt.pipeline import _figures
 from tfopt.pipeline import _recipe
 from tfopt.pipeline import _report
+from tfopt.pipeline import _resume
 from tfopt.pipeline import _stages
 
 RUN_FILE = "run.json"
@@ -113,7 +117,9 @@ def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction
             trained_any[0] = True
             keras.utils.set_random_seed(options.seed + index)
             logging.info("tfopt.pipeline: stage %s: %d epoch(s)", name, options.epochs_per_stage)
-            trained = _stages.run_stage(name, previous, model, train, options)
+            trained = _stages.run_stage(name, previous, model, train, options, index,
+                                        _backup_dir(output_dir, stage),
+                                        callbacks=[_resume.Progress(stage)])
             return trained, previous if name == "qat" else trained, options.epochs_per_stage
 
         stages.append(_stage(output_dir, stage, name, train_stage, model, test))
@@ -154,15 +160,24 @@ def _stage(output_dir, stage, name, train_stage, teacher, test):
     directory = os.path.join(output_dir, STAGES_DIR, stage)
     if os.path.isdir(directory):
         logging.info("tfopt.pipeline: stage %s is done (%s)", stage, directory)
+        # A run killed between writing the stage and removing its backup left it.
+        shutil.rmtree(_backup_dir(output_dir, stage), ignore_errors=True)
         return _figures.read_figures(directory)
     began = time.perf_counter()
     trained, plain, epochs = train_stage()
     with _files.atomic_path(directory, replace=False) as staging:
         figures = _figures.write_stage(staging, stage, name, trained, plain, teacher, test,
                                        epochs, time.perf_counter() - began)
+    # The stage's files are whole: its training backup (if it trained) is not needed.
+    shutil.rmtree(_backup_dir(output_dir, stage), ignore_errors=True)
     logging.info("tfopt.pipeline: stage %s: TFLite %d bytes gzipped, accuracy %.4f", stage,
                  figures["tflite_gzip_bytes"], figures["tflite_accuracy"])
     return figures
+
+
+def _backup_dir(output_dir, stage):
+    """Where stage `stage` backs its training up; hidden beside the stage directories."""
+    return os.path.join(output_dir, STAGES_DIR, f".backup-{stage}")
 
 
 def _load(output_dir, stage):

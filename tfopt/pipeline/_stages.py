@@ -15,6 +15,7 @@ import tf_keras as keras
 from tfopt import distillation
 from tfopt import pruning
 from tfopt import quantization
+from tfopt.pipeline import _resume
 
 # A student learns from the teacher's softened logits and a little from the labels
 # (distillation_benchmark.py measured alpha 0.1 at temperature 4 as the recipe).
@@ -24,10 +25,12 @@ _LEARNING_RATE = 1e-3
 _RAMP_SHARE = 0.7
 
 
-def run_stage(name, model, teacher, train, options, callbacks=()):
+def run_stage(name, model, teacher, train, options, index, backup_dir, callbacks=()):
     """Runs stage `name` on `model`; returns the stage's model (plain, or QAT for "qat").
 
     `model` itself is left as it was: pruning and quantization work on copies.
+    The stage continues from the last epoch backed up in `backup_dir` and
+    leaves its backup there (see `_resume`).
 
     Args:
       name: a stage of `_recipe.STAGES`.
@@ -35,51 +38,53 @@ def run_stage(name, model, teacher, train, options, callbacks=()):
       teacher: the float model, which every stage distills from.
       train: ``(x, y)`` training arrays.
       options: the run's `_recipe.Options`.
-      callbacks: more Keras callbacks for the stage's ``fit`` (progress, backup).
+      index: the stage's place in the recipe (1 for the first), which with
+        the seed and the epoch draws each epoch's data order.
+      backup_dir: the directory of the stage's `BackupAndRestore` backup.
+      callbacks: more Keras callbacks for the stage's ``fit`` (progress).
     """
-    stage = _STAGES[name]
-    return stage(model, teacher, train, options, list(callbacks))
+    def fit_distilled(student, more=()):
+        return _fit_distilled(teacher, student, train, options, index,
+                              [*callbacks, *more, _resume.backup(backup_dir)])
+
+    return _STAGES[name](model, train, options, fit_distilled)
 
 
-def _distill(model, teacher, train, options, callbacks):
-    student = distillation.make_student(model, width=options.width, weights="teacher")
-    return _fit_distilled(teacher, student, train, options, callbacks)
+def _distill(model, train, options, fit_distilled):
+    return fit_distilled(distillation.make_student(model, width=options.width,
+                                                   weights="teacher"))
 
 
-def _channels(model, teacher, train, options, callbacks):
+def _channels(model, train, options, fit_distilled):
     pruned = pruning.prune(model, _schedule(options.channel_fraction, train, options),
                            criterion=options.criterion, structure="channels")
-    trained = _fit_distilled(teacher, pruned, train, options,
-                             callbacks + [pruning.UpdatePruningStep()])
-    return pruning.shrink(trained)
+    return pruning.shrink(fit_distilled(pruned, [pruning.UpdatePruningStep()]))
 
 
-def _unstructured(model, teacher, train, options, callbacks):
+def _unstructured(model, train, options, fit_distilled):
     pruned = pruning.prune(model, _schedule(options.sparsity, train, options),
                            criterion="magnitude", structure="unstructured")
-    trained = _fit_distilled(teacher, pruned, train, options,
-                             callbacks + [pruning.UpdatePruningStep()])
-    return pruning.strip(trained)
+    return pruning.strip(fit_distilled(pruned, [pruning.UpdatePruningStep()]))
 
 
-def _qat(model, teacher, train, options, callbacks):
+def _qat(model, train, options, fit_distilled):
     scheme = quantization.FixedPoint(4) if options.qat_scheme == "fixed4" else options.qat_scheme
-    quantized = quantization.quantize(model, scheme)
-    return _fit_distilled(teacher, quantized, train, options, callbacks)
+    return fit_distilled(quantization.quantize(model, scheme))
 
 
 _STAGES = {"distill": _distill, "channels": _channels, "unstructured": _unstructured,
            "qat": _qat}
 
 
-def _fit_distilled(teacher, student, train, options, callbacks):
+def _fit_distilled(teacher, student, train, options, index, callbacks):
     """Trains `student` against `teacher` and the labels; returns the student."""
     distiller = distillation.Distiller(teacher, student, temperature=options.temperature,
                                        alpha=_ALPHA)
-    distiller.compile(keras.optimizers.Adam(_LEARNING_RATE), metrics=["accuracy"])
-    x, y = train
-    distiller.fit(x, y, batch_size=options.batch_size, epochs=options.epochs_per_stage,
-                  shuffle=True, verbose=0, callbacks=callbacks)
+    optimizer = keras.optimizers.Adam(_LEARNING_RATE)
+    distiller.compile(optimizer, metrics=["accuracy"])
+    data = _resume.epoch_data(train, options.batch_size, options.seed, index,
+                              optimizer.iterations)
+    distiller.fit(data, epochs=options.epochs_per_stage, verbose=0, callbacks=callbacks)
     return distiller.student
 
 
