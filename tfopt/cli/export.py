@@ -78,9 +78,9 @@ _MODEL_NAME = _flags.shared_string("model_name", _MODEL_NAME_HELP, __name__)
 _VERSION = flags.DEFINE_integer("version", None, "Version to write, a positive integer. "
                                 "Default: the highest existing version + 1 (1 when none).",
                                 lower_bound=1, upper_bound=_versions.INT64_MAX)
-_FORMATS = flags.DEFINE_list(
+_FORMATS = _flags.shared_list(
     "formats", [_export_inputs.SAVED_MODEL],
-    f"What to write, comma-separated: {', '.join(_export_inputs.FORMATS)}.")
+    f"What to write, comma-separated: {', '.join(_export_inputs.FORMATS)}.", __name__)
 _REPRESENTATIVE_DATA = flags.DEFINE_string(
     "representative_data", None, "Calibration data for tflite_int8/tflite_int16x8: 'digits' "
     "or an .npz file with x_train, y_train (needed unless the model is quantization-aware).")
@@ -98,8 +98,8 @@ _LABELS = flags.DEFINE_list("labels", [], "Version labels for the new version, e
                             "'stable' or 'canary'; comma-separated.")
 _TFLITE_DIR = flags.DEFINE_string("tflite_dir", None, "Directory for the TFLite files. "
                                   "Default: <export root>/tflite.")
-_OVERWRITE = flags.DEFINE_boolean("overwrite", False, "Replace the version given by --version "
-                                  "if it exists.")
+_OVERWRITE = _flags.shared_boolean("overwrite", False, "Replace the version given by "
+                                   "--version if it exists.", __name__)
 
 # Flags that only change the SavedModel: given without it, they would do nothing.
 _SAVED_MODEL_FLAGS = (("--version", _VERSION), ("--classify", _CLASSIFY),
@@ -207,6 +207,7 @@ def main(argv):
 
 def run(argv=None):
     """Runs tfopt-export on `argv` (default: sys.argv) and exits with its status."""
+    _flags.use_tool(__name__)
     _app.run(main, "tfopt-export", sys.modules[__name__], argv)
 
 

@@ -35,16 +35,20 @@ _MODEL = _flags.shared_string(
     "SavedModel directory (required).", __name__)
 _OUTPUT = flags.DEFINE_string("output", None,
                               "Where to write the pruned model, a .keras file (required).")
-_DATA = flags.DEFINE_string(
-    "data", "digits", "'digits', 'fashion_mnist', or an .npz file with x_train, y_train "
-    "(and optionally x_test, y_test).")
-_SPARSITY = flags.DEFINE_float("sparsity", 0.8, "Final sparsity, in [0, 1).")
+_DATA = _flags.shared_string(
+    "data", "'digits', 'fashion_mnist', or an .npz file with x_train, y_train (and optionally "
+    "x_test, y_test).", __name__, default="digits")
+_SPARSITY = _flags.shared_float(
+    "sparsity", 0.8, "Final sparsity, in [0, 1).", __name__,
+    check=(lambda value: 0.0 <= value < 1.0,
+           "must be in [0, 1): the fraction of weights set to zero"))
 _STRUCTURE = flags.DEFINE_string("structure", "unstructured",
                                  "'unstructured', 'channels' or N:M such as '2:4'.")
-_CRITERION = flags.DEFINE_enum("criterion", "magnitude", ["magnitude", "l2", "random", "taylor"],
-                               "Which weights to keep.")
+_CRITERION = _flags.shared_enum("criterion", "magnitude", ["magnitude", "l2", "random", "taylor"],
+                                "Which weights to keep.", __name__)
 _EPOCHS = flags.DEFINE_integer("epochs", 2, "Fine-tune epochs.", lower_bound=1)
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Batch size.", lower_bound=1)
+_BATCH_SIZE = _flags.shared_integer("batch_size", 32, "Batch size.", __name__,
+                                    check=(lambda value: value >= 1, "must be at least 1"))
 _LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate, above 0.")
 _FROM_LOGITS = flags.DEFINE_boolean("from_logits", True,
                                     "Whether the model outputs logits (default loss only).")
@@ -64,8 +68,6 @@ def parse_structure(text):
     return None
 
 
-flags.register_validator("sparsity", lambda value: 0.0 <= value < 1.0,
-                         "must be in [0, 1): the fraction of weights set to zero")
 flags.register_validator("structure", lambda text: parse_structure(text) is not None,
                          "use 'unstructured', 'channels', or N:M with 0 < N < M such as '2:4'")
 flags.register_validator("learning_rate", lambda value: value > 0,
@@ -155,6 +157,7 @@ def main(argv):
 
 def run(argv=None):
     """Runs tfopt-prune on `argv` (default: sys.argv) and exits with its status."""
+    _flags.use_tool(__name__)
     _app.run(main, "tfopt-prune", sys.modules[__name__], argv)
 
 

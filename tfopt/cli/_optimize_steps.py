@@ -1,0 +1,127 @@
+"""The steps of tfopt-optimize after its flags are checked: data, float model, pipeline, exports.
+
+Each input check raises `UsageError` naming the flag before anything trains.
+"""
+
+import os
+import shutil
+
+import numpy as np
+
+from tfopt import _files
+from tfopt import export as tfopt_export
+from tfopt import quantization
+from tfopt.cli import _export_inputs
+from tfopt.cli import _inputs
+from tfopt.cli._app import UsageError
+from tfopt.export import _layout
+from tfopt.pipeline import _builtin
+from tfopt.pipeline import _figures
+from tfopt.pipeline import _run
+
+EXPORT_DIR = "export"
+SAVED_MODEL_VERSION = 1
+# Calibration examples for an int8 file converted from a float last stage.
+_CALIBRATION_EXAMPLES = 200
+# Examples replayed through the SavedModel as TF Serving warmup requests and checks.
+_WARMUP_EXAMPLES = 8
+
+
+def load_data(name):
+    """``(((x_train, y_train), (x_test, y_test)), description)`` from --data."""
+    train, test = _inputs.load_data(name)
+    description = (f"{name}: {len(train[0])} training and {len(test[0])} test examples"
+                   + ("" if test is not train else " (no test split: measured on training)"))
+    return (train, test), description
+
+
+def builtin_path(output_dir, spec):
+    return os.path.join(output_dir, f"builtin-{spec[len(_builtin.PREFIX):]}.keras")
+
+
+def float_model(spec, data, output_dir, overwrite, seed):
+    """The float model of --model and --data checked against it: ``(model, data)``.
+
+    A built-in model is trained on the training split and kept beside the
+    run, so a restart continues with the same weights rather than retraining
+    (threaded CPU kernels make a retrained model differ, and the run would
+    then be refused as another one).
+    """
+    given = f"--model={spec!r}"
+    if not spec.startswith(_builtin.PREFIX):
+        model = _export_inputs.load_model(spec)
+        _inputs.validate_classifier(model, given)
+        return model, _inputs.fit_data(model, *data, given=f"--data")
+    path = builtin_path(output_dir, spec)
+    if os.path.isfile(path) and not overwrite:
+        model = quantization.load_model(path, compile=False)
+        return model, _inputs.fit_data(model, *data, given="--data")
+    if os.path.exists(os.path.join(output_dir, _run.RUN_FILE)) and not overwrite:
+        raise UsageError(f"--output_dir={output_dir!r} holds another run (not of {spec}); give "
+                         "another --output_dir, or --overwrite to start over there.")
+    (x_train, y_train), _ = data
+    try:
+        labels = np.asarray(y_train)
+        classes = max(2, int(labels.max()) + 1) if labels.size and labels.dtype.kind in "iuf" \
+            else 2
+        blank = _builtin.reference_cnn(np.shape(x_train)[1:], classes)
+    except ValueError as error:
+        raise UsageError(f"{given} cannot take --data: {error}") from error
+    data = _inputs.fit_data(blank, *data, given="--data")
+    model = _builtin.train_builtin(spec, data[0], seed=seed)
+    with _files.atomic_path(path) as staging:
+        model.save(staging)
+    return model, data
+
+
+def run_pipeline(model, data, output_dir, options, overwrite, command, data_name):
+    """`pipeline.optimize` with the options of the flags; a run held there is a usage error."""
+    try:
+        return _run.optimize(model, data, output_dir, overwrite=overwrite, command=command,
+                             data_name=data_name, **options.as_dict())
+    except ValueError as error:
+        if "holds another run" not in str(error):
+            raise
+        message = str(error).replace("overwrite=True", "--overwrite").replace(
+            "another output_dir", "another --output_dir")
+        raise UsageError(f"--output_dir: {message}") from error
+
+
+def export(result, formats, name, data):
+    """Exports the last stage into ``<output_dir>/export``; returns the paths written.
+
+    tflite_int8: the qat stage's own int8 file (verified by the pipeline), or
+    the last float stage converted to int8 (calibrated on training examples,
+    verified on the test split). saved_model: the last stage's model as
+    version 1 of ``export/<name>``, replaced on each run.
+    Exports newer than the last stage are kept as they are (a finished run
+    started again writes nothing).
+    """
+    root = os.path.join(result.output_dir, EXPORT_DIR)
+    last = result.stages[-1]
+    stage_dir = os.path.join(result.output_dir, _run.STAGES_DIR, last["stage"])
+    model_path = os.path.join(stage_dir, _figures.MODEL_FILE)
+    targets = {_export_inputs.SAVED_MODEL: os.path.join(root, name, str(SAVED_MODEL_VERSION)),
+               "tflite_int8": _layout.tflite_path(root, name, "int8")}
+    written = []
+    (x_train, _), (x_test, y_test) = data
+    model = None
+    for kind in formats:
+        target = targets[kind]
+        written.append(target)
+        if os.path.exists(target) and os.path.getmtime(target) >= os.path.getmtime(model_path):
+            continue
+        model = model or quantization.load_model(model_path, compile=False)
+        if kind == "tflite_int8" and last["name"] == "qat":
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with _files.atomic_path(target) as staging:
+                shutil.copyfile(os.path.join(stage_dir, _figures.TFLITE_FILE), staging)
+        elif kind == "tflite_int8":
+            tfopt_export.tflite(model, target, mode="int8",
+                                representative_data=x_train[:_CALIBRATION_EXAMPLES],
+                                verify=(x_test, y_test))
+        else:
+            tfopt_export.saved_model(model, os.path.dirname(target),
+                                     version=SAVED_MODEL_VERSION, overwrite=True,
+                                     warmup_inputs=x_test[:_WARMUP_EXAMPLES])
+    return written

@@ -1,0 +1,223 @@
+"""tfopt-optimize: one command from a trained model to small, fast, deployable files, with a report.
+
+Example:
+  tfopt-optimize --model=builtin:reference_cnn --data=digits --output_dir=run
+
+Runs the stages of --recipe one after another on the float model (distill
+into a narrower student, prune and remove channels, prune single weights,
+quantization-aware training), each distilled from the float model; writes
+each stage into <output_dir>/stages/NN-name/ (model.keras, model.tflite,
+figures.json) before the next starts, then the report (report.md,
+report.json and plots) and the files of --formats under
+<output_dir>/export/, laid out as tfopt-export lays out an export root:
+
+  export/tflite/<model_name>_int8.tflite   the last stage as an int8 TFLite file
+  export/<model_name>/1/                   the last stage as a SavedModel for TF Serving
+
+and prints the stage table and where the report is. --model is a .keras
+(or .h5) file or a tf_keras SavedModel directory, or builtin:reference_cnn:
+the benchmarks' reference CNN, trained first on --data (kept in
+<output_dir>/builtin-reference_cnn.keras, so a restart continues with it).
+
+A run started again on the same --output_dir continues after its last
+finished stage; a finished run does nothing and says so; a run with other
+flags, model or data there is refused unless --overwrite.
+
+Exit status: 0 done, 2 bad flags or input (nothing is trained), 1 a failure
+during the run. Set TFOPT_VERBOSE=1 to see TensorFlow's own log lines and
+the traceback of a failure; --verbosity=1 shows every log line of tfopt.
+"""
+
+if __name__ == "__main__":  # started as `python -m`: silence TensorFlow before it loads
+    from tfopt import quiet as _quiet
+    _quiet.silence_tensorflow()
+
+import contextlib  # noqa: E402  (after silencing TensorFlow)
+import logging as std_logging  # noqa: E402
+import os  # noqa: E402
+import shlex  # noqa: E402
+import sys  # noqa: E402
+
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+
+from tfopt import quiet  # noqa: E402
+from tfopt.cli import _app  # noqa: E402
+from tfopt.cli import _flags  # noqa: E402
+from tfopt.pipeline import _builtin  # noqa: E402
+from tfopt.pipeline import _recipe  # noqa: E402
+
+_DEFAULTS = _recipe.Options()
+TFLITE_INT8 = "tflite_int8"
+SAVED_MODEL = "saved_model"
+FORMATS = (TFLITE_INT8, SAVED_MODEL)
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+_MODEL = _flags.shared_string(
+    "model", "The trained float model: a .keras (or .h5) file, a tf_keras SavedModel "
+    "directory, or builtin:reference_cnn to train the reference CNN on --data first "
+    "(required).", __name__)
+_DATA = _flags.shared_string(
+    "data", "'digits', 'fashion_mnist', or an .npz file with x_train, y_train (and optionally "
+    "x_test, y_test; without them the figures are measured on the training data) (required).",
+    __name__)
+_OUTPUT_DIR = _flags.shared_string(
+    "output_dir", "The run's directory: stages, report, exports; a restart continues there "
+    "(required).", __name__)
+_RECIPE = flags.DEFINE_string(
+    "recipe", "auto", f"'auto' (every stage) or stages from {','.join(_recipe.STAGES)}, in "
+    "that order, comma-separated.")
+_TEACHER = flags.DEFINE_string(
+    "teacher", None, "A separate teacher model (.keras). Not available yet: --model teaches.")
+_WIDTH = flags.DEFINE_float("width", _DEFAULTS.width,
+                            "The distilled student's width relative to --model, in (0, 1].")
+_CHANNEL_FRACTION = flags.DEFINE_float(
+    "channel_fraction", _DEFAULTS.channel_fraction,
+    "The share of channels the channels stage removes, in (0, 1).")
+_SPARSITY = _flags.shared_float(
+    "sparsity", _DEFAULTS.sparsity, "The share of weights the unstructured stage sets to zero, "
+    "in (0, 1).", __name__)
+_CRITERION = _flags.shared_enum(
+    "criterion", _DEFAULTS.criterion, _recipe.CRITERIA, "How the channels stage ranks "
+    "channels.", __name__)
+_QAT_SCHEME = flags.DEFINE_enum(
+    "qat_scheme", _DEFAULTS.qat_scheme, _recipe.QAT_SCHEMES, "The quantization of the qat "
+    "stage; only int8_prune_preserving keeps the zeros of the unstructured stage.")
+_EPOCHS_PER_STAGE = flags.DEFINE_integer("epochs_per_stage", _DEFAULTS.epochs_per_stage,
+                                         "Training epochs of each stage, at least 1.")
+_BATCH_SIZE = _flags.shared_integer("batch_size", _DEFAULTS.batch_size,
+                                    "Training batch size, at least 1.", __name__)
+_TEMPERATURE = flags.DEFINE_float("temperature", _DEFAULTS.temperature,
+                                  "The distillation temperature, above 0.")
+_MAX_ACCURACY_DROP = flags.DEFINE_float(
+    "max_accuracy_drop", None, "Accuracy-aware search: the largest TFLite accuracy drop "
+    "allowed, in points. Not available yet.")
+_TARGET_SIZE_KB = flags.DEFINE_float(
+    "target_size_kb", None, "Accuracy-aware search: the gzipped file size to reach, in KB. "
+    "Not available yet.")
+_TARGET_LATENCY_US = flags.DEFINE_float(
+    "target_latency_us", None, "Accuracy-aware search: the single-thread latency to reach, in "
+    "microseconds. Not available yet.")
+_FORMATS = _flags.shared_list(
+    "formats", list(FORMATS), f"What to export from the last stage, comma-separated: "
+    f"{', '.join(FORMATS)}.", __name__)
+_MODEL_NAME = _flags.shared_string(
+    "model_name", "The exports' model name, e.g. 'digits'. Default: --model's file name "
+    "without extension ('reference_cnn' for the built-in model).", __name__)
+_STRATEGY = flags.DEFINE_enum(
+    "strategy", "default", STRATEGIES, "Where the stages train: 'default' (this process); "
+    "'mirrored' and 'multi_worker' are not available yet.")
+_SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed,
+                             "Seed of weights and data order; the same seed repeats a run.")
+_OVERWRITE = _flags.shared_boolean(
+    "overwrite", False, "Start over in an --output_dir that holds a run with other flags, "
+    "model or data.", __name__)
+
+# Flags defined for what is still to come; given, they end the run with a usage error.
+_NOT_YET = (("--max_accuracy_drop", _MAX_ACCURACY_DROP, "the accuracy-aware search"),
+            ("--target_size_kb", _TARGET_SIZE_KB, "the accuracy-aware search"),
+            ("--target_latency_us", _TARGET_LATENCY_US, "the accuracy-aware search"),
+            ("--teacher", _TEACHER, "a teacher other than --model"))
+_COMMAND = ["tfopt-optimize"]
+
+
+def _validate_flags(argv):
+    """The run's `_recipe.Options` and formats; UsageError for anything wrong in the flags."""
+    if len(argv) > 1:
+        raise _app.UsageError(f"unexpected arguments {argv[1:]}; every input is a flag, "
+                              "e.g. --model=model.keras.")
+    missing = [f"--{holder.name}" for holder in (_MODEL, _DATA, _OUTPUT_DIR) if not holder.value]
+    if missing:
+        raise _app.UsageError(f"missing {' and '.join(missing)}: the tool optimizes --model "
+                              "(a file or builtin:reference_cnn) on --data into --output_dir.")
+    for flag, holder, what in _NOT_YET:
+        if holder.value is not None:
+            raise _app.UsageError(f"{flag} is not available yet ({what} is still to come); "
+                                  "leave it out to run --recipe as given.")
+    if _STRATEGY.value != "default":
+        raise _app.UsageError(f"--strategy={_STRATEGY.value} is not available yet; leave it "
+                              "out to train in this process (--strategy=default).")
+    try:
+        options = _recipe.Options(
+            recipe=_RECIPE.value, width=_WIDTH.value, channel_fraction=_CHANNEL_FRACTION.value,
+            sparsity=_SPARSITY.value, criterion=_CRITERION.value, qat_scheme=_QAT_SCHEME.value,
+            epochs_per_stage=_EPOCHS_PER_STAGE.value, batch_size=_BATCH_SIZE.value,
+            temperature=_TEMPERATURE.value, seed=_SEED.value)
+    except (TypeError, ValueError) as error:  # messages start with the option's name
+        raise _app.UsageError(f"--{error}") from error
+    formats = [name.strip() for name in _FORMATS.value]
+    unknown = [name for name in formats if name not in FORMATS]
+    if not formats or unknown or len(set(formats)) != len(formats):
+        raise _app.UsageError(f"--formats={','.join(_FORMATS.value)!r}: give one or more of "
+                              f"{', '.join(FORMATS)}, each once, separated by commas.")
+    if _MODEL.value.startswith(_builtin.PREFIX) and \
+            _MODEL.value[len(_builtin.PREFIX):] not in _builtin.NAMES:
+        raise _app.UsageError(f"--model={_MODEL.value!r}: the built-in models are "
+                              f"{', '.join(_builtin.PREFIX + name for name in _builtin.NAMES)}.")
+    from tfopt.cli import _export_inputs  # pylint: disable=import-outside-toplevel
+    _export_inputs.validate_model_name(_model_name())
+    from tfopt.cli import _inputs  # pylint: disable=import-outside-toplevel
+    _inputs.validate_writable_ancestor(_OUTPUT_DIR.value, f"--output_dir={_OUTPUT_DIR.value!r}")
+    return options, formats
+
+
+def _model_name():
+    if _MODEL_NAME.value:
+        return _MODEL_NAME.value
+    if _MODEL.value.startswith(_builtin.PREFIX):
+        return _MODEL.value[len(_builtin.PREFIX):]
+    return os.path.splitext(os.path.basename(os.path.normpath(_MODEL.value)))[0]
+
+
+@contextlib.contextmanager
+def _progress_logging():
+    """The pipeline's INFO lines (one per stage) on stderr; tfopt's other INFO lines hidden.
+
+    --verbosity given on the command line, or TFOPT_VERBOSE=1, leaves absl's
+    logging as the user set it.
+    """
+    if flags.FLAGS["verbosity"].present or quiet.verbose():
+        yield
+        return
+
+    def keep(record):
+        return record.levelno > std_logging.INFO or str(record.msg).startswith("tfopt.pipeline")
+
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.INFO)
+    logger = std_logging.getLogger("absl")
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
+        logging.set_verbosity(verbosity)
+
+
+def main(argv):
+    options, formats = _validate_flags(argv)
+    with _progress_logging():
+        from tfopt.cli import _optimize_steps  # pylint: disable=import-outside-toplevel
+        data, data_name = _optimize_steps.load_data(_DATA.value)
+        model, data = _optimize_steps.float_model(_MODEL.value, data, _OUTPUT_DIR.value,
+                                            _OVERWRITE.value, options.seed)
+        result = _optimize_steps.run_pipeline(model, data, _OUTPUT_DIR.value, options,
+                                              _OVERWRITE.value, " ".join(_COMMAND), data_name)
+    exports = _optimize_steps.export(result, formats, _model_name(), data)
+    from tfopt.pipeline import _report  # pylint: disable=import-outside-toplevel
+    print(_report.stage_table({"stages": result.stages}))
+    for path in exports:
+        print(f"exported {path}")
+    print(f"report: {result.report}")
+
+
+def run(argv=None):
+    """Runs tfopt-optimize on `argv` (default: sys.argv) and exits with its status."""
+    arguments = sys.argv if argv is None else argv
+    _COMMAND[1:] = [shlex.quote(str(argument)) for argument in arguments[1:]]
+    _flags.use_tool(__name__)
+    _app.run(main, "tfopt-optimize", sys.modules[__name__], argv)
+
+
+if __name__ == "__main__":
+    run()
