@@ -33,22 +33,26 @@ def _module(module_name):
     return sys.argv[0] if module_name == "__main__" else module_name
 
 
-def _shared(define, kind, name, default, help_text, module_name, check=None, **details):
-    """Defines flag `name` once (or adopts the existing one) for the tool `module_name`."""
+def _shared(define, kind, name, default, help_text, module_name, check=None, shown=None):
+    """Defines flag `name` once (or adopts the existing one) for the tool `module_name`.
+
+    `shown` is the help as absl shows it once defined, when that differs from
+    `help_text` (an enum's help starts with its values).
+    """
     module_name = _module(module_name)
     entry = _SHARED.get(name)
     if entry is None:
         if name in flags.FLAGS:
             raise ValueError(f"flag --{name} is already defined outside tfopt.cli._flags; define "
                              "it with a shared_* helper in every tool that uses it.")
-        define(name, default, help_text, module_name=module_name, **details)
+        define(name, default, help_text, module_name=module_name)
         entry = _SHARED[name] = {"kind": kind, "tools": {}}
     elif entry["kind"] != kind:
         raise ValueError(f"flag --{name} is shared as {entry['kind']}; {module_name} asks for "
                          f"{kind}. Tools sharing a flag must agree on its kind.")
     else:
         flags.FLAGS.register_flag_by_module(module_name, flags.FLAGS[name])
-    entry["tools"][module_name] = (default, help_text)
+    entry["tools"][module_name] = (default, shown or help_text)
     if check is not None:
         test, message = check
         flags.register_validator(
@@ -113,7 +117,7 @@ def shared_enum(name, default, values, help_text, module_name):
         return flags.DEFINE_enum(name, default, list(values), help_text, **details)
 
     return _shared(define, ("enum", tuple(sorted(values))), name, default, help_text,
-                   module_name)
+                   module_name, shown=f"<{'|'.join(values)}>: {help_text}")
 
 
 def shared_list(name, default, help_text, module_name, check=None):

@@ -209,6 +209,7 @@ def main(argv):
     for path in exports:
         print(f"exported {path}")
     print(f"report: {result.report}")
+    return 0
 
 
 def run(argv=None):

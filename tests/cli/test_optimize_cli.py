@@ -1,0 +1,135 @@
+"""Tests of tfopt-optimize: a real run, every usage error, the help, quiet start-up.
+
+The runs are in this process (`optimize.run(argv)`), but for the help, which
+starts ``python -m tfopt.cli.optimize`` as a user would, for what only a
+process shows: absl's help text and TensorFlow's log noise.
+"""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from tests.cli.conftest import noise_in
+from tests.cli.conftest import run_process
+from tests.conftest import compile_model
+from tests.conftest import small_cnn
+from tfopt import datasets
+from tfopt.cli import optimize
+
+FLAG_NAMES = ("model", "data", "output_dir", "recipe", "teacher", "width", "channel_fraction",
+              "sparsity", "criterion", "qat_scheme", "epochs_per_stage", "batch_size",
+              "temperature", "max_accuracy_drop", "target_size_kb", "target_latency_us",
+              "formats", "model_name", "strategy", "seed", "overwrite")
+# Defaults as --help shows them: the pipeline's, not those of tools sharing the flag.
+DEFAULTS = {"sparsity": "0.7", "criterion": "taylor", "batch_size": "64", "width": "0.5",
+            "channel_fraction": "0.5", "epochs_per_stage": "1", "recipe": "auto",
+            "qat_scheme": "int8_prune_preserving", "formats": "tflite_int8,saved_model",
+            "strategy": "default", "seed": "0", "overwrite": "false"}
+
+
+@pytest.fixture
+def digits_model(tmp_path):
+    """A small CNN trained on digits (~95%), whose int8 file agrees with it as a real model's."""
+    (x_train, y_train), _ = datasets.load_digits()
+    model = compile_model(small_cnn())
+    model.fit(x_train, y_train, epochs=3, batch_size=64, verbose=0)
+    path = str(tmp_path / "digits.keras")
+    model.save(path)
+    return path
+
+
+def test_a_run_prints_the_stage_table_and_the_report_and_refuses_changed_flags(
+        run_tool, digits_model, tmp_path):
+    output_dir = str(tmp_path / "run")
+    args = [f"--model={digits_model}", "--data=digits", f"--output_dir={output_dir}",
+            "--recipe=distill", "--epochs_per_stage=1", "--formats=tflite_int8",
+            "--model_name=digits"]
+    code, out, err = run_tool(optimize.run, *args)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("| stage | parameters | MFLOPs |")
+    assert [line.split("|")[1].strip() for line in lines[2:4]] == ["`00-float`", "`01-distill`"]
+    exported = os.path.join(output_dir, "export", "tflite", "digits_int8.tflite")
+    assert f"exported {exported}" in lines and os.path.isfile(exported)
+    report = os.path.join(output_dir, "report.md")
+    assert lines[-1] == f"report: {report}" and os.path.isfile(report)
+    with open(report, encoding="utf-8") as stream:  # the exact command, for repeating the run
+        assert "--recipe=distill --epochs_per_stage=1" in stream.read()
+
+    code, out, err = run_tool(optimize.run, *args[:-4], "--recipe=distill", "--width=0.25")
+    assert code == 2 and out == ""
+    assert err.startswith("tfopt-optimize: error: --output_dir: ") and err.count("\n") == 1
+    assert "holds another run" in err and "--overwrite to start over" in err
+
+
+@pytest.mark.parametrize("args,message", [
+    ([], "missing --model and --data and --output_dir"),
+    (["--model={model}", "--data=digits", "--output_dir={out}", "extra"],
+     "unexpected arguments ['extra']"),
+    (["--data=mnist"], "--data='mnist': use 'digits' or 'fashion_mnist', or an .npz file"),
+    (["--data={missing_keys}"], "has no x_train and y_train"),
+    (["--data={object_arrays}"], "x_train holds Python objects"),
+    (["--data={wrong_shape}"], "--data: x_train has a batch of shape (40, 28, 28, 1)"),
+    (["--data={labels_out_of_range}"], "y_train holds labels 10..19, but the model outputs 10"),
+    (["--data={length_mismatch}"], "y_train has 30 labels for 40 examples"),
+    (["--recipe=distill,prune"], "--recipe='distill,prune': unknown stage(s) ['prune']"),
+    (["--recipe=qat,distill"], "--recipe='qat,distill' is out of order"),
+    (["--recipe=unstructured,qat", "--qat_scheme=binary"],
+     "--qat_scheme='binary' does not keep the zeros"),
+    (["--width=0"], "--width must be a number in (0, 1]; got 0.0"),
+    (["--width=1.5"], "--width must be a number in (0, 1]"),
+    (["--channel_fraction=nan"], "--channel_fraction must be a number in (0, 1); got nan"),
+    (["--sparsity=1"], "--sparsity must be a number in (0, 1); got 1.0"),
+    (["--sparsity=high"], "flag --sparsity=high: could not convert string to float"),
+    (["--temperature=-1"], "--temperature must be a number in (0, inf)"),
+    (["--epochs_per_stage=0"], "--epochs_per_stage must be an int >= 1; got 0"),
+    (["--batch_size=0"], "--batch_size must be an int >= 1; got 0"),
+    (["--seed=-1"], "--seed must be an int >= 0; got -1"),
+    (["--criterion=biggest"], "flag --criterion=biggest: value should be one of"),
+    (["--qat_scheme=int4"], "flag --qat_scheme=int4: value should be one of"),
+    (["--max_accuracy_drop=0.5"], "--max_accuracy_drop is not available yet"),
+    (["--target_size_kb=20"], "--target_size_kb is not available yet"),
+    (["--target_latency_us=5"], "--target_latency_us is not available yet"),
+    (["--teacher={model}"], "--teacher is not available yet"),
+    (["--strategy=mirrored"], "--strategy=mirrored is not available yet"),
+    (["--strategy=multi_worker"], "--strategy=multi_worker is not available yet"),
+    (["--formats=tflite_int8,onnx"], "--formats='tflite_int8,onnx': give one or more of "
+                                     "tflite_int8, saved_model"),
+    (["--formats=saved_model,saved_model"], "each once"),
+    (["--model_name=tflite"], "--model_name='tflite' is taken"),
+    (["--model=builtin:resnet"], "--model='builtin:resnet': the built-in models are "
+                                 "builtin:reference_cnn"),
+    (["--model={directory}"], "--model='{directory}' is a directory without saved_model.pb"),
+    (["--model=builtin:reference_cnn", "--data={flat}"],
+     "--model='builtin:reference_cnn' cannot take --data: reference_cnn takes images"),
+])
+def test_usage_errors_exit_2_with_one_line_naming_the_flag_and_write_nothing(
+        run_tool, tool_files, tmp_path, args, message):
+    out_dir = str(tmp_path / "run")
+    flat = str(tmp_path / "flat.npz")
+    np.savez(flat, x_train=np.zeros((20, 5), np.float32), y_train=np.arange(20) % 2)
+    given = {"model": tool_files["model"], "data": "digits", "output_dir": out_dir}
+    for arg in args:
+        given.pop(arg.lstrip("-").split("=")[0], None)
+    args = [arg.format(out=out_dir, flat=flat, **tool_files) for arg in args]
+    if args:  # the required flags, unless the case is about them
+        args = [f"--{name}={value}" for name, value in given.items()] + args
+    code, out, err = run_tool(optimize.run, *args)
+    assert code == 2, err
+    assert err.startswith("tfopt-optimize: error: ") and err.count("\n") == 1
+    assert message.format(**tool_files) in err
+    assert out == "" and not os.path.exists(out_dir)
+
+
+def test_help_lists_every_flag_with_the_pipelines_defaults_and_no_tensorflow_noise(tmp_path):
+    result = run_process([sys.executable, "-m", "tfopt.cli.optimize", "--help"])
+    assert result.returncode == 1, result.stderr  # absl's status after --help
+    assert result.stdout.startswith("tfopt-optimize: one command from a trained model")
+    for name in FLAG_NAMES:
+        assert f"--{name}:" in result.stdout or f"--[no]{name}:" in result.stdout, name
+    for name, default in DEFAULTS.items():
+        text = result.stdout.split(f"{name}:", 1)[1].split("\n  --", 1)[0]
+        assert f"(default: '{default}')" in text, (name, text)
+    assert not noise_in(result.stdout + result.stderr), result.stderr
