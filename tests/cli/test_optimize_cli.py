@@ -133,3 +133,13 @@ def test_help_lists_every_flag_with_the_pipelines_defaults_and_no_tensorflow_noi
         text = result.stdout.split(f"{name}:", 1)[1].split("\n  --", 1)[0]
         assert f"(default: '{default}')" in text, (name, text)
     assert not noise_in(result.stdout + result.stderr), result.stderr
+
+
+def test_the_builtin_model_is_not_trained_into_a_directory_holding_another_run(run_tool,
+                                                                              tmp_path):
+    (tmp_path / "run.json").write_text("{}")
+    code, out, err = run_tool(optimize.run, "--model=builtin:reference_cnn", "--data=digits",
+                              f"--output_dir={tmp_path}")
+    assert code == 2 and err.count("\n") == 1
+    assert "holds another run (not of builtin:reference_cnn)" in err and "--overwrite" in err
+    assert sorted(os.listdir(tmp_path)) == ["run.json"]

@@ -73,7 +73,10 @@ def use_tool(module_name):
             default, help_text = entry["tools"][module_name]
             flag = flags.FLAGS[name]
             flag.help = help_text
-            flags.FLAGS.set_default(name, default)
+            try:
+                flags.FLAGS.set_default(name, default)
+            except flags.IllegalFlagValueError:
+                pass  # a value another tool was given, checked when this command line is parsed
 
 
 def shared_string(name, help_text, module_name, default=None, check=None):
