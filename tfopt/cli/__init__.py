@@ -37,3 +37,8 @@ def run_monitor():
 def run_serve():
     """The `tfopt-serve` console script."""
     _start("serve")
+
+
+def run_optimize():
+    """The `tfopt-optimize` console script."""
+    _start("optimize")
