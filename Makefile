@@ -20,8 +20,12 @@ demo: $(VENV)/.installed
 	$(PY) examples/distill_digits.py
 	$(PY) examples/export_digits.py
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist); each imports TensorFlow, so
+# more workers than cores gains nothing and costs memory.
+TEST_WORKERS ?= 2
+
 test: $(VENV)/.installed
-	$(PY) -m pytest --durations=5 -m "not slow" tests
+	$(PY) -m pytest -n $(TEST_WORKERS) --durations=5 -m "not slow" tests
 
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest --durations=10 -m slow tests
