@@ -12,12 +12,14 @@ absl runs the tools; this adds three things on top of `absl.app.run`:
   the traceback.
 """
 
+import contextlib
 import functools
 import sys
 import traceback
 
 from absl import app
 from absl import flags
+from absl import logging
 
 from tfopt import quiet
 
@@ -94,3 +96,18 @@ def _exit(tool, message, status):
     sys.stderr.write(f"{tool}: error: {' '.join(message.split())}\n")
     sys.stderr.flush()
     sys.exit(status)
+
+
+@contextlib.contextmanager
+def absl_at_warning():
+    """absl logs at WARNING inside the block, when the tool's own output says what was done.
+
+    Left as it is with ``--verbosity`` on the command line or TFOPT_VERBOSE=1.
+    """
+    verbosity = logging.get_verbosity()
+    if not (flags.FLAGS["verbosity"].present or quiet.verbose()):
+        logging.set_verbosity(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)

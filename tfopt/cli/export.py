@@ -43,16 +43,13 @@ says so). Set TFOPT_VERBOSE=1 to see TensorFlow's log lines and the traceback
 of a failure.
 """
 
-import contextlib
 import os
 import sys
 
 import tfopt  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 
 from absl import flags
-from absl import logging
 
-from tfopt import quiet
 from tfopt.cli import _app
 from tfopt.cli import _flags
 from tfopt.cli import _export_configs
@@ -184,20 +181,8 @@ def _plan(formats):
     return plan
 
 
-@contextlib.contextmanager
-def _quiet_logging():
-    """absl at WARNING for the run: the table says what was written, the INFO lines need not."""
-    verbosity = logging.get_verbosity()
-    if not quiet.verbose():
-        logging.set_verbosity(logging.WARNING)
-    try:
-        yield
-    finally:
-        logging.set_verbosity(verbosity)
-
-
 def main(argv):
-    with _quiet_logging():
+    with _app.absl_at_warning():
         plan = _plan(_validate_flags(argv))
         rows = _export_steps.write(plan)
     print(_export_table.render(rows))

@@ -194,18 +194,6 @@ def _progress_logging():
         logging.set_verbosity(verbosity)
 
 
-@contextlib.contextmanager
-def _export_logging():
-    """absl at WARNING while exporting: the lines printed after the table name what was written."""
-    verbosity = logging.get_verbosity()
-    if not (flags.FLAGS["verbosity"].present or quiet.verbose()):
-        logging.set_verbosity(logging.WARNING)
-    try:
-        yield
-    finally:
-        logging.set_verbosity(verbosity)
-
-
 def main(argv):
     options, formats = _validate_flags(argv)
     with _progress_logging():
@@ -215,7 +203,7 @@ def main(argv):
                                             _OVERWRITE.value, options.seed)
         result = _optimize_steps.run_pipeline(model, data, _OUTPUT_DIR.value, options,
                                               _OVERWRITE.value, " ".join(_COMMAND), data_name)
-    with _export_logging():
+    with _app.absl_at_warning():
         exports = _optimize_steps.export(result, formats, _model_name(), data)
     from tfopt.pipeline import _report  # pylint: disable=import-outside-toplevel
     print(_report.stage_table({"stages": result.stages}))
