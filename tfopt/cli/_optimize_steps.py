@@ -51,7 +51,7 @@ def float_model(spec, data, output_dir, overwrite, seed):
     if not spec.startswith(_builtin.PREFIX):
         model = _export_inputs.load_model(spec)
         _inputs.validate_classifier(model, given)
-        return model, _inputs.fit_data(model, *data, given=f"--data")
+        return model, _inputs.fit_data(model, *data, given="--data")
     path = builtin_path(output_dir, spec)
     if os.path.isfile(path) and not overwrite:
         model = quantization.load_model(path, compile=False)
@@ -79,12 +79,10 @@ def run_pipeline(model, data, output_dir, options, overwrite, command, data_name
     try:
         return _run.optimize(model, data, output_dir, overwrite=overwrite, command=command,
                              data_name=data_name, **options.as_dict())
-    except ValueError as error:
-        if "holds another run" not in str(error):
-            raise
-        message = str(error).replace("overwrite=True", "--overwrite").replace(
-            "another output_dir", "another --output_dir")
-        raise UsageError(f"--output_dir: {message}") from error
+    except _run.RunConflict as error:
+        raise UsageError(f"--output_dir: {error.output_dir!r} holds another run (it differs in "
+                         f"{error.changed}); give another --output_dir, or --overwrite to start "
+                         "over there.") from error
 
 
 def export(result, formats, name, data):

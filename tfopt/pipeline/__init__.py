@@ -10,6 +10,7 @@ from tfopt.pipeline._recipe import CRITERIA
 from tfopt.pipeline._recipe import QAT_SCHEMES
 from tfopt.pipeline._recipe import STAGES
 from tfopt.pipeline._run import Result
+from tfopt.pipeline._run import RunConflict
 from tfopt.pipeline._run import optimize
 
-__all__ = ["CRITERIA", "QAT_SCHEMES", "STAGES", "Result", "optimize"]
+__all__ = ["CRITERIA", "QAT_SCHEMES", "STAGES", "Result", "RunConflict", "optimize"]

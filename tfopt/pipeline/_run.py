@@ -42,6 +42,21 @@ STAGES_DIR = "stages"
 FLOAT_STAGE = "00-float"
 
 
+class RunConflict(ValueError):
+    """`output_dir` holds another run: other options, model or data.
+
+    Attributes:
+      output_dir: the directory.
+      changed: what differs: some of "options", "model", "data".
+    """
+
+    def __init__(self, output_dir, changed):
+        super().__init__(f"{output_dir!r} holds another run (it differs in {changed}); give "
+                         "another output_dir, or overwrite=True to start over there.")
+        self.output_dir = output_dir
+        self.changed = changed
+
+
 @dataclasses.dataclass
 class Result:
     """What a run left: its directory, each stage's figures in order (float first), the report."""
@@ -84,8 +99,8 @@ def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction
       A `Result`: the directory and every stage's figures.
 
     Raises:
-      ValueError: bad options or data (named), or `output_dir` holding
-        another run without `overwrite`.
+      ValueError: bad options or data (named); `RunConflict`, a ValueError,
+        when `output_dir` holds another run and `overwrite` is False.
 
     Example:
       >>> result = pipeline.optimize(model, ((x_train, y_train), (x_test, y_test)), "run")
@@ -102,19 +117,21 @@ def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction
     output_dir = os.fspath(output_dir)
     _claim(output_dir, _run_record(options, model, train, test), overwrite)
 
-    trained_any = [False]
+    names = [FLOAT_STAGE] + [f"{index:02d}-{name}"
+                             for index, name in enumerate(options.recipe, start=1)]
+    report = os.path.join(output_dir, REPORT_FILE)
+    finished = os.path.exists(report) and all(
+        os.path.isdir(os.path.join(output_dir, STAGES_DIR, stage)) for stage in names)
 
-    def measure_float():
-        trained_any[0] = True
-        return model, model, 0
-
-    stages = [_stage(output_dir, FLOAT_STAGE, "float", measure_float, model, test)]
-    current = model
+    stages = [_stage(output_dir, FLOAT_STAGE, "float", lambda: (model, model, 0), model, test)]
     for index, name in enumerate(options.recipe, start=1):
-        stage = f"{index:02d}-{name}"
+        stage, previous_stage = names[index], names[index - 1]
 
-        def train_stage(name=name, previous=current, index=index):
-            trained_any[0] = True
+        def train_stage(name=name, stage=stage, previous_stage=previous_stage, index=index):
+            # Every stage starts from the previous one as saved, on a first run as on a
+            # continued one; a stage that is done loads nothing.
+            previous = model if previous_stage == FLOAT_STAGE else _load(output_dir,
+                                                                          previous_stage)
             keras.utils.set_random_seed(options.seed + index)
             logging.info("tfopt.pipeline: stage %s: %d epoch(s)", name, options.epochs_per_stage)
             trained = _stages.run_stage(name, previous, model, train, options, index,
@@ -123,10 +140,7 @@ def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction
             return trained, previous if name == "qat" else trained, options.epochs_per_stage
 
         stages.append(_stage(output_dir, stage, name, train_stage, model, test))
-        if name != "qat":
-            current = _load(output_dir, stage)
-    report = os.path.join(output_dir, REPORT_FILE)
-    if not trained_any[0] and os.path.exists(report):
+    if finished:
         logging.info("tfopt.pipeline: %s holds this run, finished: nothing to do", output_dir)
         return Result(output_dir, stages, report)
     _report.write({
@@ -196,8 +210,7 @@ def _claim(output_dir, record, overwrite):
         if not overwrite:
             changed = sorted(key for key in set(existing) | set(record)
                              if existing.get(key) != record.get(key))
-            raise ValueError(f"{output_dir!r} holds another run (it differs in {changed}); "
-                             "give another output_dir, or overwrite=True to start over there.")
+            raise RunConflict(output_dir, changed)
         shutil.rmtree(os.path.join(output_dir, STAGES_DIR), ignore_errors=True)
     with _files.atomic_path(path) as staging:
         with open(staging, "w", encoding="utf-8") as stream:
