@@ -22,6 +22,7 @@ from absl import flags
 from absl import logging
 
 from tfopt import quiet
+from tfopt.cli import _flags
 
 USAGE_ERROR = 2
 FAILURE = 1
@@ -44,6 +45,7 @@ def run(main, tool, module, argv=None):
         its help text.
       argv: the command line, program name first. Defaults to None (sys.argv).
     """
+    _flags.use_tool(module.__name__)  # this tool's defaults and checks on shared flags
     _adopt_flags_and_doc(module)
     app.run(functools.partial(_guarded_main, main, tool), argv=argv,
             flags_parser=functools.partial(_parse_flags, tool))

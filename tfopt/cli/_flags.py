@@ -5,17 +5,13 @@ name, and the tests import every tool into one process. So a name several
 tools use is defined once, by whichever tool is imported first, and the others
 register that flag as their own, so it still shows in their --help. The flag
 must be of the same kind everywhere (a float stays a float), but each tool
-keeps its own default, help text and checks: `use_tool`, called as a tool
-starts (before its command line is parsed), puts that tool's default and help
-on each shared flag it uses and turns on its checks only.
+keeps its own default, help text and checks: `use_tool`, which `_app.run`
+calls as a tool starts (before its command line is parsed), puts that tool's
+default and help on each shared flag it uses and turns on its checks only.
 
 Example:
   _SPARSITY = _flags.shared_float("sparsity", 0.8, "Final sparsity, in [0, 1).", __name__,
                                   check=(lambda value: 0 <= value < 1, "must be in [0, 1)"))
-  ...
-  def run(argv=None):
-      _flags.use_tool(__name__)
-      _app.run(main, "tfopt-prune", sys.modules[__name__], argv)
 """
 
 import sys

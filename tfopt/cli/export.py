@@ -192,7 +192,6 @@ def main(argv):
 
 def run(argv=None):
     """Runs tfopt-export on `argv` (default: sys.argv) and exits with its status."""
-    _flags.use_tool(__name__)
     _app.run(main, "tfopt-export", sys.modules[__name__], argv)
 
 

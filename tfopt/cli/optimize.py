@@ -217,7 +217,6 @@ def run(argv=None):
     """Runs tfopt-optimize on `argv` (default: sys.argv) and exits with its status."""
     arguments = sys.argv if argv is None else argv
     _COMMAND[1:] = [shlex.quote(str(argument)) for argument in arguments[1:]]
-    _flags.use_tool(__name__)
     _app.run(main, "tfopt-optimize", sys.modules[__name__], argv)
 
 

@@ -157,7 +157,6 @@ def main(argv):
 
 def run(argv=None):
     """Runs tfopt-prune on `argv` (default: sys.argv) and exits with its status."""
-    _flags.use_tool(__name__)
     _app.run(main, "tfopt-prune", sys.modules[__name__], argv)
 
 
