@@ -76,6 +76,13 @@ def atomic_path(path, replace=True):
         _open_staging.discard(staging)
 
 
+def write_text(path, text):
+    """Writes `text` to the file `path` whole or not at all (`atomic_path`)."""
+    with atomic_path(path) as temporary:
+        with open(temporary, "w", encoding="utf-8") as stream:
+            stream.write(text)
+
+
 def _move_into_place(temporary, target, staging):
     """Renames `temporary` to `target`, replacing what is there.
 

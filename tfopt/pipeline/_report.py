@@ -70,9 +70,9 @@ def write(report, output_dir):
     plots = _report_plots.draw(report, output_dir)
     for name in set(_report_plots.PLOTS) - set(plots):
         _remove_stale(os.path.join(output_dir, name))
-    _write_text(os.path.join(output_dir, REPORT_JSON),
+    _files.write_text(os.path.join(output_dir, REPORT_JSON),
                 json.dumps(report, indent=2, sort_keys=True, allow_nan=False) + "\n")
-    _write_text(os.path.join(output_dir, REPORT_MD), markdown(report, plots))
+    _files.write_text(os.path.join(output_dir, REPORT_MD), markdown(report, plots))
     return sorted([REPORT_JSON, REPORT_MD] + plots)
 
 
@@ -191,9 +191,3 @@ def _remove_stale(path):
         os.remove(path)
     except FileNotFoundError:
         pass
-
-
-def _write_text(path, text):
-    with _files.atomic_path(path) as temporary:
-        with open(temporary, "w") as stream:
-            stream.write(text)

@@ -212,9 +212,7 @@ def _claim(output_dir, record, overwrite):
                              if existing.get(key) != record.get(key))
             raise RunConflict(output_dir, changed)
         shutil.rmtree(os.path.join(output_dir, STAGES_DIR), ignore_errors=True)
-    with _files.atomic_path(path) as staging:
-        with open(staging, "w", encoding="utf-8") as stream:
-            json.dump(record, stream, indent=2, sort_keys=True)
+    _files.write_text(path, json.dumps(record, indent=2, sort_keys=True))
 
 
 def _run_record(options, model, train, test):

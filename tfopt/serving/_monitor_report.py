@@ -35,9 +35,9 @@ def write(report, samples, output_dir):
     """
     os.makedirs(output_dir, exist_ok=True)
     plots = _plots(report, samples, output_dir)
-    _write_text(os.path.join(output_dir, REPORT_JSON),
+    _files.write_text(os.path.join(output_dir, REPORT_JSON),
                 json.dumps({**report, "plots": plots}, indent=2, sort_keys=True) + "\n")
-    _write_text(os.path.join(output_dir, REPORT_MD), markdown(report, plots))
+    _files.write_text(os.path.join(output_dir, REPORT_MD), markdown(report, plots))
     return sorted([REPORT_JSON, REPORT_MD] + plots)
 
 
@@ -136,9 +136,3 @@ def _plots(report, samples, output_dir):
 def _file_name(tensor_name):
     """A tensor name made safe as a file name (TF names may hold '/' and ':')."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", tensor_name) or "tensor"
-
-
-def _write_text(path, text):
-    with _files.atomic_path(path) as temporary:
-        with open(temporary, "w") as stream:
-            stream.write(text)
