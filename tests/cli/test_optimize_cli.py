@@ -5,6 +5,7 @@ starts ``python -m tfopt.cli.optimize`` as a user would, for what only a
 process shows: absl's help text and TensorFlow's log noise.
 """
 
+import json
 import os
 import sys
 
@@ -19,12 +20,12 @@ from tfopt import datasets
 from tfopt.cli import optimize
 
 FLAG_NAMES = ("model", "data", "output_dir", "recipe", "teacher", "width", "channel_fraction",
-              "sparsity", "criterion", "qat_scheme", "epochs_per_stage", "batch_size",
+              "sparsity", "criterion", "qat_scheme", "epochs_per_stage", "min_steps_per_stage", "batch_size",
               "temperature", "max_accuracy_drop", "target_size_kb", "target_latency_us",
               "formats", "model_name", "strategy", "seed", "overwrite")
 # Defaults as --help shows them: the pipeline's, not those of tools sharing the flag.
 DEFAULTS = {"sparsity": "0.7", "criterion": "taylor", "batch_size": "64", "width": "0.5",
-            "channel_fraction": "0.5", "epochs_per_stage": "1", "recipe": "auto",
+            "channel_fraction": "0.5", "epochs_per_stage": "1", "recipe": "auto", "min_steps_per_stage": "300",
             "qat_scheme": "int8_prune_preserving", "formats": "tflite_int8,saved_model",
             "strategy": "default", "seed": "0", "overwrite": "false"}
 
@@ -44,8 +45,8 @@ def test_a_run_prints_the_stage_table_and_the_report_and_refuses_changed_flags(
         run_tool, digits_model, tmp_path):
     output_dir = str(tmp_path / "run")
     args = [f"--model={digits_model}", "--data=digits", f"--output_dir={output_dir}",
-            "--recipe=distill", "--epochs_per_stage=1", "--formats=tflite_int8",
-            "--model_name=digits"]
+            "--recipe=distill", "--epochs_per_stage=1", "--min_steps_per_stage=30",
+            "--formats=tflite_int8", "--model_name=digits"]
     code, out, err = run_tool(optimize.run, *args)
     assert code == 0, err
     lines = out.splitlines()
@@ -56,9 +57,13 @@ def test_a_run_prints_the_stage_table_and_the_report_and_refuses_changed_flags(
     report = os.path.join(output_dir, "report.md")
     assert lines[-1] == f"report: {report}" and os.path.isfile(report)
     with open(report, encoding="utf-8") as stream:  # the exact command, for repeating the run
-        assert "--recipe=distill --epochs_per_stage=1" in stream.read()
+        assert "--recipe=distill --epochs_per_stage=1 --min_steps_per_stage=30" in stream.read()
+    # digits' 23 steps an epoch fall short of 30: the stage trained two epochs.
+    with open(os.path.join(output_dir, "stages", "01-distill", "figures.json"),
+              encoding="utf-8") as stream:
+        assert json.load(stream)["epochs"] == 2
 
-    code, out, err = run_tool(optimize.run, *args[:-4], "--recipe=distill", "--width=0.25")
+    code, out, err = run_tool(optimize.run, *args[:-5], "--recipe=distill", "--width=0.25")
     assert code == 2 and out == ""
     assert err.startswith("tfopt-optimize: error: --output_dir: ") and err.count("\n") == 1
     assert "holds another run" in err and "--overwrite to start over" in err
@@ -85,6 +90,7 @@ def test_a_run_prints_the_stage_table_and_the_report_and_refuses_changed_flags(
     (["--sparsity=high"], "flag --sparsity=high: could not convert string to float"),
     (["--temperature=-1"], "--temperature must be a number in (0, inf)"),
     (["--epochs_per_stage=0"], "--epochs_per_stage must be an int >= 1; got 0"),
+    (["--min_steps_per_stage=-1"], "--min_steps_per_stage must be an int >= 0; got -1"),
     (["--batch_size=0"], "--batch_size must be an int >= 1; got 0"),
     (["--seed=-1"], "--seed must be an int >= 0; got -1"),
     (["--criterion=biggest"], "flag --criterion=biggest: value should be one of"),

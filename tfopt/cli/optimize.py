@@ -85,6 +85,10 @@ _QAT_SCHEME = flags.DEFINE_enum(
     "stage; only int8_prune_preserving keeps the zeros of the unstructured stage.")
 _EPOCHS_PER_STAGE = flags.DEFINE_integer("epochs_per_stage", _DEFAULTS.epochs_per_stage,
                                          "Training epochs of each stage, at least 1.")
+_MIN_STEPS_PER_STAGE = flags.DEFINE_integer(
+    "min_steps_per_stage", _DEFAULTS.min_steps_per_stage,
+    "Training steps each stage gets at least: on a small data set a stage trains more whole "
+    "epochs than --epochs_per_stage to reach them. 0 trains exactly --epochs_per_stage.")
 _BATCH_SIZE = _flags.shared_integer("batch_size", _DEFAULTS.batch_size,
                                     "Training batch size, at least 1.", __name__)
 _TEMPERATURE = flags.DEFINE_float("temperature", _DEFAULTS.temperature,
@@ -141,7 +145,8 @@ def _validate_flags(argv):
         options = _recipe.Options(
             recipe=_RECIPE.value, width=_WIDTH.value, channel_fraction=_CHANNEL_FRACTION.value,
             sparsity=_SPARSITY.value, criterion=_CRITERION.value, qat_scheme=_QAT_SCHEME.value,
-            epochs_per_stage=_EPOCHS_PER_STAGE.value, batch_size=_BATCH_SIZE.value,
+            epochs_per_stage=_EPOCHS_PER_STAGE.value,
+            min_steps_per_stage=_MIN_STEPS_PER_STAGE.value, batch_size=_BATCH_SIZE.value,
             temperature=_TEMPERATURE.value, seed=_SEED.value)
     except (TypeError, ValueError) as error:  # messages start with the option's name
         raise _app.UsageError(f"--{error}") from error

@@ -68,7 +68,8 @@ class Result:
 
 def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction=0.5,
              sparsity=0.7, criterion="taylor", qat_scheme="int8_prune_preserving",
-             epochs_per_stage=1, batch_size=64, temperature=4.0, seed=0, overwrite=False,
+             epochs_per_stage=1, min_steps_per_stage=300, batch_size=64, temperature=4.0,
+             seed=0, overwrite=False,
              command=None, data_name=None):
     """Makes a trained classifier small and fast in stages, each saved and measured.
 
@@ -86,6 +87,10 @@ def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction
       criterion: the channels stage's ranking: "taylor", "magnitude", "l2", "random".
       qat_scheme: "int8_prune_preserving", "int8", "binary" or "fixed4".
       epochs_per_stage: training epochs of each stage.
+      min_steps_per_stage: training steps each stage gets at least: a stage
+        whose epochs fall short trains more whole epochs (a few dozen steps, one
+        epoch of a small data set, leave a stage far below the float model). 0
+        trains exactly `epochs_per_stage`.
       batch_size: training batch size.
       temperature: the distillation temperature.
       seed: seed of weights and data order; the same seed repeats a run.
@@ -108,7 +113,8 @@ def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction
     """
     options = _recipe.Options(recipe=recipe, width=width, channel_fraction=channel_fraction,
                               sparsity=sparsity, criterion=criterion, qat_scheme=qat_scheme,
-                              epochs_per_stage=epochs_per_stage, batch_size=batch_size,
+                              epochs_per_stage=epochs_per_stage,
+                              min_steps_per_stage=min_steps_per_stage, batch_size=batch_size,
                               temperature=temperature, seed=seed)
     _models.validate_tf_keras_model(model, "pipeline.optimize")
     train, test = _validate_data(data, model)
@@ -133,11 +139,12 @@ def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction
             previous = model if previous_stage == FLOAT_STAGE else _load(output_dir,
                                                                           previous_stage)
             keras.utils.set_random_seed(options.seed + index)
-            logging.info("tfopt.pipeline: stage %s: %d epoch(s)", name, options.epochs_per_stage)
+            epochs = options.stage_epochs(len(train[0]))
+            logging.info("tfopt.pipeline: stage %s: %d epoch(s)", name, epochs)
             trained = _stages.run_stage(name, previous, model, train, options, index,
                                         _backup_dir(output_dir, stage),
                                         callbacks=[_resume.Progress(stage)])
-            return trained, previous if name == "qat" else trained, options.epochs_per_stage
+            return trained, previous if name == "qat" else trained, epochs
 
         stages.append(_stage(output_dir, stage, name, train_stage, model, test))
     if finished:

@@ -8,7 +8,6 @@ as well as the labels. Pruning stages ramp their sparsity with
 the rest at the final sparsity.
 """
 
-import math
 
 import tf_keras as keras
 
@@ -84,12 +83,14 @@ def _fit_distilled(teacher, student, train, options, index, callbacks):
     distiller.compile(optimizer, metrics=["accuracy"])
     data = _resume.epoch_data(train, options.batch_size, options.seed, index,
                               optimizer.iterations)
-    distiller.fit(data, epochs=options.epochs_per_stage, verbose=0, callbacks=callbacks)
+    distiller.fit(data, epochs=options.stage_epochs(len(train[0])), verbose=0,
+                  callbacks=callbacks)
     return distiller.student
 
 
 def _schedule(target, train, options):
-    steps = options.epochs_per_stage * math.ceil(len(train[0]) / options.batch_size)
+    examples = len(train[0])
+    steps = options.stage_epochs(examples) * options.steps_per_epoch(examples)
     frequency = max(1, min(100, steps // 10))
     end = max(frequency, int(steps * _RAMP_SHARE) // frequency * frequency)
     return pruning.PolynomialDecay(0.0, target, begin_step=0, end_step=end, frequency=frequency)
