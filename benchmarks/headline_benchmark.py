@@ -273,11 +273,12 @@ def main(argv):
          "float_train_seconds": round(float_seconds, 1),
          "arm_batch_size": _recipe.Options().batch_size, "rows": rows}
     r["targets"] = targets(rows)
+    # Paths of this machine stay out of the results; the files stay with --work_dir.
+    for figures in rows.values():
+        figures.pop("tflite_path")
+    rows[TFOPT].pop("report")
     if not FLAGS.work_dir:
         shutil.rmtree(directory, ignore_errors=True)
-        for figures in rows.values():
-            figures.pop("tflite_path")
-        rows[TFOPT].pop("report")
     r["environment"] = _common.environment(flag_values, time.perf_counter() - start)
     r["environment"]["commit"] = commit
     stem = "headline_quick" if FLAGS.quick else "headline"
