@@ -95,9 +95,14 @@ def test_a_run_prints_the_stage_table_and_the_report_and_refuses_changed_flags(
     (["--seed=-1"], "--seed must be an int >= 0; got -1"),
     (["--criterion=biggest"], "flag --criterion=biggest: value should be one of"),
     (["--qat_scheme=int4"], "flag --qat_scheme=int4: value should be one of"),
-    (["--max_accuracy_drop=0.5"], "--max_accuracy_drop is not available yet"),
-    (["--target_size_kb=20"], "--target_size_kb is not available yet"),
-    (["--target_latency_us=5"], "--target_latency_us is not available yet"),
+    (["--max_accuracy_drop=-0.5"], "--max_accuracy_drop must be a number >= 0 (or None); "
+                                   "got -0.5"),
+    (["--target_size_kb=0"], "--target_size_kb must be a number >= "),
+    (["--target_latency_us=nan"], "--target_latency_us must be a number"),
+    (["--max_accuracy_drop=1", "--width=0.25"], "--width with --max_accuracy_drop: the "
+                                                "accuracy-aware search picks --width"),
+    (["--target_size_kb=9", "--sparsity=0.5", "--channel_fraction=0.5"],
+     "--channel_fraction, --sparsity with --target_size_kb"),
     (["--teacher={model}"], "--teacher is not available yet"),
     (["--strategy=mirrored"], "--strategy=mirrored is not available yet"),
     (["--strategy=multi_worker"], "--strategy=multi_worker is not available yet"),
@@ -149,3 +154,23 @@ def test_the_builtin_model_is_not_trained_into_a_directory_holding_another_run(r
     assert code == 2 and err.count("\n") == 1
     assert "holds another run (not of builtin:reference_cnn)" in err and "--overwrite" in err
     assert sorted(os.listdir(tmp_path)) == ["run.json"]
+
+
+def test_a_search_that_misses_its_target_exits_1_after_writing_the_best_candidate(
+        run_tool, digits_model, tmp_path):
+    output_dir = str(tmp_path / "run")
+    code, out, err = run_tool(optimize.run, f"--model={digits_model}", "--data=digits",
+                              f"--output_dir={output_dir}", "--recipe=distill",
+                              "--min_steps_per_stage=0", "--target_size_kb=0.05",
+                              "--formats=tflite_int8", "--model_name=digits")
+    assert code == 1, err
+    assert err.splitlines()[-1].startswith("tfopt-optimize: error: no candidate met "
+                                           "--target_size_kb=0.05; the best found is the "
+                                           "run's result")
+    assert os.path.isfile(os.path.join(output_dir, "export", "tflite", "digits_int8.tflite"))
+    with open(os.path.join(output_dir, "report.json"), encoding="utf-8") as stream:
+        report = json.load(stream)
+    assert report["search"]["missed"] == ["target_size_kb"]
+    assert report["search"]["chosen"] == {"width": 0.25}  # the smallest rung
+    assert len(report["candidates"]) == report["search"]["candidates_tried"] >= 2
+    assert out.splitlines()[-1] == f"report: {os.path.join(output_dir, 'report.md')}"

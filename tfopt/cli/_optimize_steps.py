@@ -74,11 +74,11 @@ def float_model(spec, data, output_dir, overwrite, seed):
     return model, data
 
 
-def run_pipeline(model, data, output_dir, options, overwrite, command, data_name):
+def run_pipeline(model, data, output_dir, options, overwrite, command, data_name, goals):
     """`pipeline.optimize` with the options of the flags; a run held there is a usage error."""
     try:
         return _run.optimize(model, data, output_dir, overwrite=overwrite, command=command,
-                             data_name=data_name, **options.as_dict())
+                             data_name=data_name, **goals, **options.as_dict())
     except _run.RunConflict as error:
         raise UsageError(f"--output_dir: {error.output_dir!r} holds another run (it differs in "
                          f"{error.changed}); give another --output_dir, or --overwrite to start "

@@ -94,14 +94,16 @@ _BATCH_SIZE = _flags.shared_integer("batch_size", _DEFAULTS.batch_size,
 _TEMPERATURE = flags.DEFINE_float("temperature", _DEFAULTS.temperature,
                                   "The distillation temperature, above 0.")
 _MAX_ACCURACY_DROP = flags.DEFINE_float(
-    "max_accuracy_drop", None, "Accuracy-aware search: the largest TFLite accuracy drop "
-    "allowed, in points. Not available yet.")
+    "max_accuracy_drop", None, "Accuracy-aware search: the largest drop of TFLite accuracy "
+    "below the float model's allowed, in points (0.5: 90.0%% -> 89.5%%). The search picks "
+    "--width, --channel_fraction and --sparsity for the smallest model within the drop, judged "
+    "on 10%% of the training data held out, never on the test split.")
 _TARGET_SIZE_KB = flags.DEFINE_float(
-    "target_size_kb", None, "Accuracy-aware search: the gzipped file size to reach, in KB. "
-    "Not available yet.")
+    "target_size_kb", None, "Accuracy-aware search: the largest gzipped TFLite file, in KB. "
+    "Without --max_accuracy_drop the search picks the most accurate model that meets it.")
 _TARGET_LATENCY_US = flags.DEFINE_float(
-    "target_latency_us", None, "Accuracy-aware search: the single-thread latency to reach, in "
-    "microseconds. Not available yet.")
+    "target_latency_us", None, "Accuracy-aware search: the largest single-thread LiteRT "
+    "latency at batch 1, in microseconds; as --target_size_kb.")
 _FORMATS = _flags.shared_list(
     "formats", list(FORMATS), f"What to export from the last stage, comma-separated: "
     f"{', '.join(FORMATS)}.", __name__)
@@ -118,10 +120,9 @@ _OVERWRITE = _flags.shared_boolean(
     "model or data.", __name__)
 
 # Flags defined for what is still to come; given, they end the run with a usage error.
-_NOT_YET = (("--max_accuracy_drop", _MAX_ACCURACY_DROP, "the accuracy-aware search"),
-            ("--target_size_kb", _TARGET_SIZE_KB, "the accuracy-aware search"),
-            ("--target_latency_us", _TARGET_LATENCY_US, "the accuracy-aware search"),
-            ("--teacher", _TEACHER, "a teacher other than --model"))
+_NOT_YET = (("--teacher", _TEACHER, "a teacher other than --model"),)
+_GOALS = (_MAX_ACCURACY_DROP, _TARGET_SIZE_KB, _TARGET_LATENCY_US)
+_SEARCHED = (_WIDTH, _CHANNEL_FRACTION, _SPARSITY)
 _COMMAND = ["tfopt-optimize"]
 
 
@@ -141,6 +142,17 @@ def _validate_flags(argv):
     if _STRATEGY.value != "default":
         raise _app.UsageError(f"--strategy={_STRATEGY.value} is not available yet; leave it "
                               "out to train in this process (--strategy=default).")
+    goals = [f"--{holder.name}" for holder in _GOALS if holder.value is not None]
+    searched = [f"--{holder.name}" for holder in _SEARCHED if flags.FLAGS[holder.name].present]
+    if goals and searched:
+        raise _app.UsageError(f"{', '.join(searched)} with {', '.join(goals)}: the accuracy-aware "
+                              "search picks --width, --channel_fraction and --sparsity itself; "
+                              "leave them out, or leave out the search goals to use yours.")
+    try:
+        from tfopt.pipeline import _search  # pylint: disable=import-outside-toplevel
+        _search.Goals(*(holder.value for holder in _GOALS))
+    except ValueError as error:
+        raise _app.UsageError(f"--{error}") from error
     try:
         options = _recipe.Options(
             recipe=_RECIPE.value, width=_WIDTH.value, channel_fraction=_CHANNEL_FRACTION.value,
@@ -206,8 +218,9 @@ def main(argv):
         data, data_name = _optimize_steps.load_data(_DATA.value)
         model, data = _optimize_steps.float_model(_MODEL.value, data, _OUTPUT_DIR.value,
                                             _OVERWRITE.value, options.seed)
-        result = _optimize_steps.run_pipeline(model, data, _OUTPUT_DIR.value, options,
-                                              _OVERWRITE.value, " ".join(_COMMAND), data_name)
+        result = _optimize_steps.run_pipeline(
+            model, data, _OUTPUT_DIR.value, options, _OVERWRITE.value, " ".join(_COMMAND),
+            data_name, {holder.name: holder.value for holder in _GOALS})
     with _app.absl_at_warning():
         exports = _optimize_steps.export(result, formats, _model_name(), data)
     from tfopt.pipeline import _report  # pylint: disable=import-outside-toplevel
@@ -215,6 +228,10 @@ def main(argv):
     for path in exports:
         print(f"exported {path}")
     print(f"report: {result.report}")
+    if result.missed:
+        missed = ", ".join(f"--{name}={flags.FLAGS[name].value:g}" for name in result.missed)
+        raise _app.Failure(f"no candidate met {missed}; the best found is the run's result "
+                           f"(stages, exports, {result.report})")
     return 0
 
 
