@@ -103,7 +103,10 @@ def test_a_run_prints_the_stage_table_and_the_report_and_refuses_changed_flags(
                                                 "accuracy-aware search picks --width"),
     (["--target_size_kb=9", "--sparsity=0.5", "--channel_fraction=0.5"],
      "--channel_fraction, --sparsity with --target_size_kb"),
-    (["--teacher={model}"], "--teacher is not available yet"),
+    (["--teacher={directory}/missing.keras"], "--teacher='{directory}/missing.keras' does not "
+                                              "exist"),
+    (["--teacher={directory}"], "--teacher='{directory}': '{directory}' is neither a model "
+                                "file (.keras, .h5) nor a SavedModel directory"),
     (["--strategy=mirrored"], "--strategy=mirrored is not available yet"),
     (["--strategy=multi_worker"], "--strategy=multi_worker is not available yet"),
     (["--formats=tflite_int8,onnx"], "--formats='tflite_int8,onnx': give one or more of "
@@ -174,3 +177,31 @@ def test_a_search_that_misses_its_target_exits_1_after_writing_the_best_candidat
     assert report["search"]["chosen"] == {"width": 0.25}  # the smallest rung
     assert len(report["candidates"]) == report["search"]["candidates_tried"] >= 2
     assert out.splitlines()[-1] == f"report: {os.path.join(output_dir, 'report.md')}"
+
+
+def test_a_saved_model_teacher_teaches_and_one_of_another_task_is_refused(
+        run_tool, digits_model, tmp_path):
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import tf_keras as keras  # pylint: disable=import-outside-toplevel
+    teacher = keras.models.load_model(digits_model)
+    module = tf.Module()
+    module.model = teacher
+    module.__call__ = tf.function(lambda x: teacher(x, training=False),
+                                  input_signature=[tf.TensorSpec([None, 8, 8, 1], tf.float32)])
+    tf.saved_model.save(module, str(tmp_path / "hub"))
+    args = [f"--model={digits_model}", "--data=digits", "--recipe=distill",
+            "--min_steps_per_stage=0", "--formats=tflite_int8"]
+    code, _, err = run_tool(optimize.run, *args, f"--output_dir={tmp_path / 'run'}",
+                            f"--teacher={tmp_path / 'hub'}")
+    assert code == 0, err
+    with open(tmp_path / "run" / "run.json", encoding="utf-8") as stream:
+        assert "teacher" in json.load(stream)
+
+    other = compile_model(keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                                            keras.layers.Dense(4)]))
+    other.save(str(tmp_path / "other.keras"))
+    code, out, err = run_tool(optimize.run, *args, f"--output_dir={tmp_path / 'refused'}",
+                              f"--teacher={tmp_path / 'other.keras'}")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "maps (8, 8, 1) to (4,); the model maps (8, 8, 1) to (10,)" in err
+    assert not os.path.exists(tmp_path / "refused")

@@ -68,7 +68,10 @@ _RECIPE = flags.DEFINE_string(
     "recipe", "auto", f"'auto' (every stage) or stages from {','.join(_recipe.STAGES)}, in "
     "that order, comma-separated.")
 _TEACHER = flags.DEFINE_string(
-    "teacher", None, "A separate teacher model (.keras). Not available yet: --model teaches.")
+    "teacher", None, "The model every stage distills from, when not --model (e.g. a larger "
+    "model of the same task): a .keras file, a tf_keras SavedModel, or a SavedModel written by "
+    "tf.saved_model.save (a TF-Hub-style model: its __call__ or serving_default signature, "
+    "giving logits). Default: --model teaches.")
 _WIDTH = flags.DEFINE_float("width", _DEFAULTS.width,
                             "The distilled student's width relative to --model, in (0, 1].")
 _CHANNEL_FRACTION = flags.DEFINE_float(
@@ -119,8 +122,6 @@ _OVERWRITE = _flags.shared_boolean(
     "overwrite", False, "Start over in an --output_dir that holds a run with other flags, "
     "model or data.", __name__)
 
-# Flags defined for what is still to come; given, they end the run with a usage error.
-_NOT_YET = (("--teacher", _TEACHER, "a teacher other than --model"),)
 _GOALS = (_MAX_ACCURACY_DROP, _TARGET_SIZE_KB, _TARGET_LATENCY_US)
 _SEARCHED = (_WIDTH, _CHANNEL_FRACTION, _SPARSITY)
 _COMMAND = ["tfopt-optimize"]
@@ -135,10 +136,6 @@ def _validate_flags(argv):
     if missing:
         raise _app.UsageError(f"missing {' and '.join(missing)}: the tool optimizes --model "
                               "(a file or builtin:reference_cnn) on --data into --output_dir.")
-    for flag, holder, what in _NOT_YET:
-        if holder.value is not None:
-            raise _app.UsageError(f"{flag} is not available yet ({what} is still to come); "
-                                  "leave it out to run --recipe as given.")
     if _STRATEGY.value != "default":
         raise _app.UsageError(f"--strategy={_STRATEGY.value} is not available yet; leave it "
                               "out to train in this process (--strategy=default).")
@@ -218,9 +215,10 @@ def main(argv):
         data, data_name = _optimize_steps.load_data(_DATA.value)
         model, data = _optimize_steps.float_model(_MODEL.value, data, _OUTPUT_DIR.value,
                                             _OVERWRITE.value, options.seed)
+        teacher = _optimize_steps.load_teacher(_TEACHER.value, model, data)
         result = _optimize_steps.run_pipeline(
             model, data, _OUTPUT_DIR.value, options, _OVERWRITE.value, " ".join(_COMMAND),
-            data_name, {holder.name: holder.value for holder in _GOALS})
+            data_name, {holder.name: holder.value for holder in _GOALS}, teacher)
     with _app.absl_at_warning():
         exports = _optimize_steps.export(result, formats, _model_name(), data)
     from tfopt.pipeline import _report  # pylint: disable=import-outside-toplevel

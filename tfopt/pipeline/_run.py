@@ -160,7 +160,7 @@ def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction
     if teacher is not model:
         _models.validate_tf_keras_model(teacher, "pipeline.optimize(teacher=...)")
     train, test = _validate_data(data, model)
-    _validate_teacher(teacher, model, test)
+    validate_teacher(teacher, model, test)
     if validation_data is not None:
         if not goals.active:
             raise ValueError("validation_data is for the accuracy-aware search; give "
@@ -413,8 +413,12 @@ def _fingerprint(parts):
     return digest.hexdigest()
 
 
-def _validate_teacher(teacher, model, test):
-    """Raises ValueError unless `teacher` takes `model`'s inputs and gives its classes, as logits."""
+def validate_teacher(teacher, model, test):
+    """Raises ValueError unless `teacher` takes `model`'s inputs and gives its classes.
+
+    A teacher the pipeline cannot see into (a wrapped SavedModel) must give
+    logits: its rows may not look like probabilities.
+    """
     if teacher is model:
         return
     if tuple(teacher.input_shape[1:]) != tuple(model.input_shape[1:]) or \
@@ -423,11 +427,13 @@ def _validate_teacher(teacher, model, test):
                          f"{tuple(teacher.output_shape[1:])}; the model maps "
                          f"{tuple(model.input_shape[1:])} to {tuple(model.output_shape[1:])}. "
                          "Give a teacher of the same task.")
+    if _stages.outputs_kind(teacher) == "probabilities":
+        return
     outputs = np.asarray(teacher.predict(test[0][:32], verbose=0))
     if outputs.min() >= 0 and np.allclose(outputs.sum(axis=-1), 1, atol=1e-3):
-        raise ValueError(f"teacher {teacher.name!r} outputs probabilities (its rows are "
-                         "non-negative and sum to 1); the stages distill from logits. Give "
-                         "the teacher without its final softmax.")
+        raise ValueError(f"teacher {teacher.name!r} outputs what look like probabilities (its "
+                         "rows are non-negative and sum to 1), but does not end in a softmax "
+                         "layer the stages could see; give a teacher that outputs logits.")
 
 
 def _validate_data(data, model, names=("train", "test")):
