@@ -1,4 +1,4 @@
-"""Tests of the accuracy-aware search: the bisection on made-up figures, then real runs on digits."""
+"""Tests of the accuracy-aware search: bisection on made-up figures, then real runs on digits."""
 
 import json
 import os

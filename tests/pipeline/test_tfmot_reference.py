@@ -1,5 +1,8 @@
 """tfmot's prune + prune-preserving QAT recipe, the pipeline's reference point, on digits."""
 
+import json
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,6 +10,7 @@ import tf_keras as keras
 from ai_edge_litert.interpreter import Interpreter
 
 from tests.conftest import compile_model
+from tfopt import pipeline
 from tfopt.pipeline import _builtin
 from tfopt.pipeline import _tfmot_reference
 
@@ -115,3 +119,26 @@ def test_a_model_tfmot_cannot_quantize_is_refused_before_training(float_model, d
 def _write(path, content):
     path.write_bytes(content)
     return str(path)
+
+
+def test_a_run_compared_with_tfmot_shows_its_recipe_as_a_reference_point(tmp_path, cnn,
+                                                                         digits_data):
+    result = pipeline.optimize(cnn, digits_data, tmp_path / "run", recipe="distill,qat",
+                               min_steps_per_stage=0, compare_tfmot=True)
+    with open(result.report.replace(".md", ".json"), encoding="utf-8") as stream:
+        points = json.load(stream)["reference_points"]
+    (label, point), = points.items()
+    assert label == "tfmot prune 80% + PQAT" and point["epochs"] == 2  # the stages' epochs
+    assert 0.75 < point["sparsity"] < 0.85
+    assert os.path.isfile(tmp_path / "run" / "reference" / "tfmot"
+                          / _tfmot_reference.TFLITE_FILE)
+    with open(result.report, encoding="utf-8") as stream:
+        assert "`tfmot prune 80% + PQAT`" in stream.read()
+
+
+def test_a_model_tfmot_cannot_quantize_leaves_the_reference_point_out(tmp_path, digits_data,
+                                                                      float_model):
+    result = pipeline.optimize(float_model, digits_data, tmp_path / "run", recipe="distill",
+                               min_steps_per_stage=0, compare_tfmot=True)  # BatchNormalization
+    with open(result.report.replace(".md", ".json"), encoding="utf-8") as stream:
+        assert json.load(stream)["reference_points"] == {}

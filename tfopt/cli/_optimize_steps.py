@@ -98,11 +98,12 @@ def load_teacher(path, model, data):
 
 
 def run_pipeline(model, data, output_dir, options, overwrite, command, data_name, goals,
-                 teacher=None):
+                 teacher=None, compare_tfmot=False):
     """`pipeline.optimize` with the options of the flags; a run held there is a usage error."""
     try:
         return _run.optimize(model, data, output_dir, overwrite=overwrite, command=command,
-                             data_name=data_name, teacher=teacher, **goals,
+                             data_name=data_name, teacher=teacher,
+                             compare_tfmot=compare_tfmot, **goals,
                              **options.as_dict())
     except _run.RunConflict as error:
         raise UsageError(f"--output_dir: {error.output_dir!r} holds another run (it differs in "

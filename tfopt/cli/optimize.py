@@ -98,9 +98,9 @@ _TEMPERATURE = flags.DEFINE_float("temperature", _DEFAULTS.temperature,
                                   "The distillation temperature, above 0.")
 _MAX_ACCURACY_DROP = flags.DEFINE_float(
     "max_accuracy_drop", None, "Accuracy-aware search: the largest drop of TFLite accuracy "
-    "below the float model's allowed, in points (0.5: 90.0%% -> 89.5%%). The search picks "
+    "below the float model's allowed, in points (0.5: 90.0% -> 89.5%). The search picks "
     "--width, --channel_fraction and --sparsity for the smallest model within the drop, judged "
-    "on 10%% of the training data held out, never on the test split.")
+    "on 10% of the training data held out, never on the test split.")
 _TARGET_SIZE_KB = flags.DEFINE_float(
     "target_size_kb", None, "Accuracy-aware search: the largest gzipped TFLite file, in KB. "
     "Without --max_accuracy_drop the search picks the most accurate model that meets it.")
@@ -116,6 +116,10 @@ _MODEL_NAME = _flags.shared_string(
 _STRATEGY = flags.DEFINE_enum(
     "strategy", "default", STRATEGIES, "Where the stages train: 'default' (this process); "
     "'mirrored' and 'multi_worker' are not available yet.")
+_COMPARE_TFMOT = flags.DEFINE_boolean(
+    "compare_tfmot", False, "Also run tfmot's best recipe (80% magnitude pruning, prune-"
+    "preserving int8 QAT, TFLite converter) from --model with the same epochs, and show it in "
+    "the report's plots and tables as a reference point.")
 _SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed,
                              "Seed of weights and data order; the same seed repeats a run.")
 _OVERWRITE = _flags.shared_boolean(
@@ -218,7 +222,8 @@ def main(argv):
         teacher = _optimize_steps.load_teacher(_TEACHER.value, model, data)
         result = _optimize_steps.run_pipeline(
             model, data, _OUTPUT_DIR.value, options, _OVERWRITE.value, " ".join(_COMMAND),
-            data_name, {holder.name: holder.value for holder in _GOALS}, teacher)
+            data_name, {holder.name: holder.value for holder in _GOALS}, teacher,
+            _COMPARE_TFMOT.value)
     with _app.absl_at_warning():
         exports = _optimize_steps.export(result, formats, _model_name(), data)
     from tfopt.pipeline import _report  # pylint: disable=import-outside-toplevel

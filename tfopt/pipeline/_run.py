@@ -40,6 +40,9 @@ REPORT_FILE = "report.md"
 _PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert",
              "numpy")
 STAGES_DIR = "stages"
+REFERENCE_DIR = "reference"
+# tfmot's recipe prunes this share of weights (its documented example's final sparsity).
+_TFMOT_SPARSITY = 0.8
 FLOAT_STAGE = "00-float"
 
 
@@ -85,8 +88,8 @@ def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction
              sparsity=0.7, criterion="taylor", qat_scheme="int8_prune_preserving",
              epochs_per_stage=1, min_steps_per_stage=300, batch_size=64, temperature=4.0,
              seed=0, teacher=None, max_accuracy_drop=None, target_size_kb=None,
-             target_latency_us=None, validation_data=None, overwrite=False, command=None,
-             data_name=None):
+             target_latency_us=None, validation_data=None, compare_tfmot=False,
+             overwrite=False, command=None, data_name=None):
     """Makes a trained classifier small and fast in stages, each saved and measured.
 
     Args:
@@ -128,6 +131,11 @@ def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction
         training split held out, on which a float model that trained on all of
         it scores too well, so the search measures drops larger than they are
         and errs toward milder settings.
+      compare_tfmot: also run tfmot's best recipe (80% magnitude pruning,
+        then prune-preserving int8 QAT, then the TFLite converter) from `model`
+        with the epochs the stages ran, and show its file as a reference point
+        in the report (kept in ``reference/tfmot/``). Left out, with a
+        warning, for a model tfmot's QAT cannot wrap.
       overwrite: start over in an `output_dir` that holds a different run.
       command: the command that started the run, for the report; defaults to
         this call.
@@ -182,6 +190,8 @@ def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction
                                                   for a in validation_data])
     if teacher is not model:
         record["teacher"] = _model_fingerprint(teacher)
+    if compare_tfmot:
+        record["compare_tfmot"] = True
     _claim(output_dir, record, overwrite)
 
     report = os.path.join(output_dir, REPORT_FILE)
@@ -195,6 +205,10 @@ def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction
     else:
         stages, candidates = _run_stages(output_dir, options, model, teacher, train, test), []
     missed = search["missed"] if search else []
+    reference_points = {}
+    if compare_tfmot:
+        reference_points = _tfmot_point(output_dir, model, train, test, options,
+                                        sum(stage["epochs"] for stage in stages[1:]))
     if finished:
         logging.info("tfopt.pipeline: %s holds this run, finished: nothing to do", output_dir)
         return Result(output_dir, stages, report, candidates, missed)
@@ -203,12 +217,35 @@ def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction
         "data": data_name or (f"arrays: {len(train[0])} training and {len(test[0])} test "
                               "examples"),
         "seed": options.seed, "versions": _versions(), "recipe": list(options.recipe),
-        "stages": stages, "candidates": candidates, "reference_points": {}}
+        "stages": stages, "candidates": candidates, "reference_points": reference_points}
     if search:
         contents["search"] = search
     _report.write(contents, output_dir)
     logging.info("tfopt.pipeline: report in %s", report)
     return Result(output_dir, stages, report, candidates, missed)
+
+
+def _tfmot_point(output_dir, model, train, test, options, epochs):
+    """{label: figures} of tfmot's recipe at `epochs`, run once into reference/tfmot/."""
+    label = f"tfmot prune {_TFMOT_SPARSITY:.0%} + PQAT"
+    directory = os.path.join(output_dir, REFERENCE_DIR, "tfmot")
+    if os.path.isdir(directory):
+        return {label: _figures.read_figures(directory)}
+    from tfopt.pipeline import _tfmot_reference  # pylint: disable=import-outside-toplevel
+    logging.info("tfopt.pipeline: tfmot's recipe for comparison: %d epoch(s)", max(2, epochs))
+    try:
+        with _files.atomic_path(directory, replace=False) as staging:
+            figures = _tfmot_reference.tfmot_recipe(
+                model, train, test, max(2, epochs), staging, batch_size=options.batch_size,
+                sparsity=_TFMOT_SPARSITY, seed=options.seed)
+            figures.pop("tflite_path")
+            with open(os.path.join(staging, _figures.FIGURES_FILE), "w",
+                      encoding="utf-8") as stream:
+                json.dump(figures, stream, indent=2, sort_keys=True)
+    except ValueError as error:  # a model tfmot cannot quantize: no reference point
+        logging.warning("tfopt.pipeline: no tfmot reference point: %s", error)
+        return {}
+    return {label: figures}
 
 
 def stage_names(options):
