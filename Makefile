@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-slow benchmark benchmark-pruning benchmark-quantization benchmark-distillation benchmark-export benchmark-serving benchmark-coverage bazel-test clean
+.PHONY: demo test test-slow benchmark benchmark-pruning benchmark-quantization benchmark-distillation benchmark-export benchmark-serving benchmark-coverage benchmark-headline bazel-test clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,11 @@ test-slow: $(VENV)/.installed
 	$(PY) -m pytest --durations=10 -m slow tests
 
 # Fashion-MNIST comes from Debian: sudo apt-get install dataset-fashion-mnist
-benchmark: benchmark-pruning benchmark-quantization benchmark-distillation benchmark-export benchmark-serving
+benchmark: benchmark-headline benchmark-pruning benchmark-quantization benchmark-distillation benchmark-export benchmark-serving
+
+# tfopt-optimize's default recipe against tfmot's prune+PQAT recipe and the float model (~6 min).
+benchmark-headline: $(VENV)/.installed
+	$(PY) -m benchmarks.headline_benchmark
 
 benchmark-pruning: $(VENV)/.installed
 	$(PY) -m benchmarks.pruning_benchmark
