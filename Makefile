@@ -1,12 +1,13 @@
-# Two entry points: `make demo` runs the pruning, quantization, distillation and export examples,
-# `make test` the suite (without the tests marked slow: the real-architecture matrix, which
-# `make test-slow` runs; CI runs both).
+# Two entry points: `make demo` runs tfopt-optimize on digits (the main job: every stage, the
+# report, the exports) and the export example that fills serving/models; `make test` the suite
+# (without the tests marked slow: the real-architecture matrix, which `make test-slow` runs;
+# CI runs both).
 # Both create (or reuse) a virtual environment in .venv and install tfopt into it.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-slow benchmark benchmark-pruning benchmark-quantization benchmark-distillation benchmark-export benchmark-serving benchmark-coverage benchmark-headline bazel-test clean
+.PHONY: demo examples test test-slow benchmark benchmark-pruning benchmark-quantization benchmark-distillation benchmark-export benchmark-serving benchmark-coverage benchmark-headline bazel-test clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +15,13 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test,benchmark]"
 	touch $@
 
+# --overwrite: a run left by an older tfopt (other defaults) starts over instead of being refused.
 demo: $(VENV)/.installed
+	$(VENV)/bin/tfopt-optimize --model=builtin:reference_cnn --data=digits --output_dir=runs/digits --overwrite
+	$(PY) examples/export_digits.py
+
+# The pipeline's steps by hand, through the Python API (each prints its own table).
+examples: $(VENV)/.installed
 	$(PY) examples/prune_digits.py
 	$(PY) examples/quantize_digits.py
 	$(PY) examples/distill_digits.py
