@@ -205,3 +205,24 @@ def test_a_saved_model_teacher_teaches_and_one_of_another_task_is_refused(
     assert code == 2 and out == "" and err.count("\n") == 1
     assert "maps (8, 8, 1) to (4,); the model maps (8, 8, 1) to (10,)" in err
     assert not os.path.exists(tmp_path / "refused")
+
+
+def test_a_search_judges_on_the_npz_validation_arrays_and_needs_both(run_tool, digits_model,
+                                                                      tmp_path):
+    (x_train, y_train), (x_test, y_test) = datasets.load_digits()
+    data = str(tmp_path / "data.npz")
+    np.savez(data, x_train=x_train[:1200], y_train=y_train[:1200], x_test=x_test,
+             y_test=y_test, x_val=x_train[1200:], y_val=y_train[1200:])
+    args = [f"--model={digits_model}", f"--data={data}", "--recipe=qat",
+            "--min_steps_per_stage=0", "--max_accuracy_drop=50", "--formats=tflite_int8"]
+    code, _, err = run_tool(optimize.run, *args, f"--output_dir={tmp_path / 'run'}")
+    assert code == 0, err
+    with open(tmp_path / "run" / "report.json", encoding="utf-8") as stream:
+        search = json.load(stream)["search"]
+    assert search["validation_examples"] == len(x_train) - 1200
+    assert search["validation"] == "validation data given to the run"
+
+    np.savez(data, x_train=x_train, y_train=y_train, x_val=x_train[:10])
+    code, out, err = run_tool(optimize.run, *args, f"--output_dir={tmp_path / 'refused'}")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "has x_val without y_val; save both, or neither" in err

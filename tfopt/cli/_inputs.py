@@ -151,6 +151,22 @@ def load_data(name, flag="--data"):
     return _load_npz(name, f"{flag}={name!r}")
 
 
+def load_validation(name, flag="--data"):
+    """(x_val, y_val) of an .npz --data that holds them, else None (checked like the rest)."""
+    if not name.endswith(".npz"):
+        return None
+    given = f"{flag}={name!r}"
+    _load_npz(name, given)  # the file's own checks first
+    with np.load(name, allow_pickle=False) as data:
+        keys = set(data.files)
+        if ("x_val" in keys) != ("y_val" in keys):
+            raise UsageError(f"{given} has {'x_val' if 'x_val' in keys else 'y_val'} without "
+                             f"{'y_val' if 'x_val' in keys else 'x_val'}; save both, or neither.")
+        if "x_val" not in keys:
+            return None
+        return _read_array(data, "x_val", given), _read_array(data, "y_val", given)
+
+
 def _load_npz(path, given):
     if not os.path.isfile(path):
         raise UsageError(f"{given} does not exist." if not os.path.exists(path)

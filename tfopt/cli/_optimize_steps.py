@@ -18,6 +18,7 @@ from tfopt.export import _layout
 from tfopt.pipeline import _builtin
 from tfopt.pipeline import _figures
 from tfopt.pipeline import _run
+from tfopt.pipeline import _search
 from tfopt.pipeline import _teacher
 
 EXPORT_DIR = "export"
@@ -28,26 +29,47 @@ _CALIBRATION_EXAMPLES = 200
 _WARMUP_EXAMPLES = 8
 
 
-def load_data(name):
-    """``(((x_train, y_train), (x_test, y_test)), description)`` from --data."""
+def load_data(name, search, seed):
+    """``(((x_train, y_train), (x_test, y_test)), validation, description)`` from --data.
+
+    `validation` is the .npz's x_val, y_val, or None. For a search on data
+    without them, the built-in model must not train on the examples the
+    search will judge on: `float_model` holds them out (`builtin_validation`).
+    """
     train, test = _inputs.load_data(name)
+    validation = _inputs.load_validation(name) if search else None
     description = (f"{name}: {len(train[0])} training and {len(test[0])} test examples"
-                   + ("" if test is not train else " (no test split: measured on training)"))
-    return (train, test), description
+                   + ("" if test is not train else " (no test split: measured on training)")
+                   + (f", {len(validation[0])} validation examples" if validation else ""))
+    return (train, test), validation, description
 
 
 def builtin_path(output_dir, spec):
     return os.path.join(output_dir, f"builtin-{spec[len(_builtin.PREFIX):]}.keras")
 
 
-def float_model(spec, data, output_dir, overwrite, seed):
-    """The float model of --model and --data checked against it: ``(model, data)``.
+def float_model(spec, data, output_dir, overwrite, seed, validation=None, search=False):
+    """The float model of --model and --data checked against it: ``(model, data, validation)``.
 
     A built-in model is trained on the training split and kept beside the
     run, so a restart continues with the same weights rather than retraining
     (threaded CPU kernels make a retrained model differ, and the run would
-    then be refused as another one).
+    then be refused as another one). For a search without validation data it
+    trains on the training split less the examples the search holds out
+    (`_search.validation_split`), which become the validation data, so that
+    the search judges on examples no model trained on.
     """
+    model, data = _float_model(spec, data, output_dir, overwrite, seed,
+                               search and validation is None)
+    if search and validation is None and spec.startswith(_builtin.PREFIX):
+        (fit, validation), test = _search.validation_split(data[0], seed), data[1]
+        data = (fit, test)
+    if validation is not None:
+        validation, _ = _inputs.fit_data(model, validation, validation, given="--data (x_val)")
+    return model, data, validation
+
+
+def _float_model(spec, data, output_dir, overwrite, seed, hold_out):
     given = f"--model={spec!r}"
     if not spec.startswith(_builtin.PREFIX):
         model = _export_inputs.load_model(spec)
@@ -69,7 +91,8 @@ def float_model(spec, data, output_dir, overwrite, seed):
     except ValueError as error:
         raise UsageError(f"{given} cannot take --data: {error}") from error
     data = _inputs.fit_data(blank, *data, given="--data")
-    model = _builtin.train_builtin(spec, data[0], seed=seed)
+    train = _search.validation_split(data[0], seed)[0] if hold_out else data[0]
+    model = _builtin.train_builtin(spec, train, seed=seed)
     with _files.atomic_path(path) as staging:
         model.save(staging)
     return model, data
@@ -98,12 +121,12 @@ def load_teacher(path, model, data):
 
 
 def run_pipeline(model, data, output_dir, options, overwrite, command, data_name, goals,
-                 teacher=None, compare_tfmot=False):
+                 teacher=None, compare_tfmot=False, validation=None):
     """`pipeline.optimize` with the options of the flags; a run held there is a usage error."""
     try:
         return _run.optimize(model, data, output_dir, overwrite=overwrite, command=command,
                              data_name=data_name, teacher=teacher,
-                             compare_tfmot=compare_tfmot, **goals,
+                             compare_tfmot=compare_tfmot, validation_data=validation, **goals,
                              **options.as_dict())
     except _run.RunConflict as error:
         raise UsageError(f"--output_dir: {error.output_dir!r} holds another run (it differs in "

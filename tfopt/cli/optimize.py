@@ -59,7 +59,9 @@ _MODEL = _flags.shared_string(
     "(required).", __name__)
 _DATA = _flags.shared_string(
     "data", "'digits', 'fashion_mnist', or an .npz file with x_train, y_train (and optionally "
-    "x_test, y_test; without them the figures are measured on the training data) (required).",
+    "x_test, y_test; without them the figures are measured on the training data; and x_val, "
+    "y_val: the examples the accuracy-aware search judges on, which --model did not train on) "
+    "(required).",
     __name__)
 _OUTPUT_DIR = _flags.shared_string(
     "output_dir", "The run's directory: stages, report, exports; a restart continues there "
@@ -216,14 +218,17 @@ def main(argv):
     options, formats = _validate_flags(argv)
     with _progress_logging():
         from tfopt.cli import _optimize_steps  # pylint: disable=import-outside-toplevel
-        data, data_name = _optimize_steps.load_data(_DATA.value)
-        model, data = _optimize_steps.float_model(_MODEL.value, data, _OUTPUT_DIR.value,
-                                            _OVERWRITE.value, options.seed)
+        goals = {holder.name: holder.value for holder in _GOALS}
+        search = any(value is not None for value in goals.values())
+        data, validation, data_name = _optimize_steps.load_data(_DATA.value, search,
+                                                                options.seed)
+        model, data, validation = _optimize_steps.float_model(
+            _MODEL.value, data, _OUTPUT_DIR.value, _OVERWRITE.value, options.seed, validation,
+            search)
         teacher = _optimize_steps.load_teacher(_TEACHER.value, model, data)
         result = _optimize_steps.run_pipeline(
             model, data, _OUTPUT_DIR.value, options, _OVERWRITE.value, " ".join(_COMMAND),
-            data_name, {holder.name: holder.value for holder in _GOALS}, teacher,
-            _COMPARE_TFMOT.value)
+            data_name, goals, teacher, _COMPARE_TFMOT.value, validation)
     with _app.absl_at_warning():
         exports = _optimize_steps.export(result, formats, _model_name(), data)
     from tfopt.pipeline import _report  # pylint: disable=import-outside-toplevel

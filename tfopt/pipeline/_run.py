@@ -330,7 +330,8 @@ def _search_stages(output_dir, options, goals, model, teacher, train, test, vali
                         _search_text(settings[chosen]))
     search = {"goals": goals.as_dict(), "chosen": settings[chosen], "missed": missed,
               "validation_examples": len(validation[0]),
-              "validation": "held out of the training data" if held_out else "given",
+              "validation": ("held out of the training data" if held_out
+                             else "validation data given to the run"),
               "float_validation_accuracy": float_validation["tflite_accuracy"],
               "candidates_tried": len(tried), "ladder": settings}
     return stages, candidates, search
