@@ -6,6 +6,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -121,3 +122,16 @@ def write_results(output_dir, stem, results, table):
     with open(os.path.join(output_dir, stem + ".md"), "w") as f:
         f.write(table)
     print(table)
+
+
+def tfopt_commit():
+    """The commit of the tfopt tree this run imports, with a note if tfopt/ differs from it."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(tfopt.__file__)))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, check=True,
+                                capture_output=True, text=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "tfopt"], cwd=root,
+                                 check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + (" + uncommitted changes in tfopt/" if changed else "")

@@ -216,19 +216,6 @@ def run_group(keys, timeout, record):
             worker.process.wait()
 
 
-def _tfopt_commit():
-    """The commit of the tfopt tree this run imports, '+ changes' if tfopt/ differs from it."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(tfopt.__file__)))
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
-                                capture_output=True, text=True).stdout.strip()
-        changed = subprocess.run(["git", "status", "--porcelain", "tfopt"], cwd=root,
-                                 check=True, capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + (" + uncommitted changes" if changed else "")
-
-
 def main(argv):
     del argv
     if FLAGS.worker_cells:
@@ -244,7 +231,7 @@ def main(argv):
     flag_values = {name: FLAGS[name].value for name in (
         "architectures", "features", "libraries", "timeout", "batch_size", "steps",
         "representative_examples", "run_eagerly", "isolate")}
-    results = {"flags": flag_values, "tfopt_commit": _tfopt_commit(),
+    results = {"flags": flag_values, "tfopt_commit": _common.tfopt_commit(),
                "features": {f: cells.FEATURES[f] for f in features},
                "cells": {name: {f: {} for f in features} for name in names}}
     for name in names:

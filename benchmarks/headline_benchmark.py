@@ -21,7 +21,6 @@ by round. Writes benchmarks/results/headline.{json,md} (headline_quick.* with
 
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 
@@ -221,23 +220,10 @@ def _command():
     return "python -m benchmarks.headline_benchmark" + (" --quick" if FLAGS.quick else "")
 
 
-def _tfopt_commit():
-    """The commit of the tfopt tree this run imports, '+ changes' if tfopt/ differs from it."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(tfopt.__file__)))
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, check=True,
-                                capture_output=True, text=True).stdout.strip()
-        changed = subprocess.run(["git", "status", "--porcelain", "tfopt"], cwd=root,
-                                 check=True, capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + (" + uncommitted changes in tfopt/" if changed else "")
-
-
 def main(argv):
     del argv
     start = time.perf_counter()
-    commit = _tfopt_commit()  # before training: main may move on while the run goes
+    commit = _common.tfopt_commit()  # before training: main may move on while the run goes
     if FLAGS.quick:
         for name in ("float_epochs", "latency_runs"):
             if not FLAGS[name].present:
