@@ -8,7 +8,9 @@ it was in from its last finished epoch: a stage backs its training up into
 ``stages/.backup-NN-name/`` each epoch and removes the backup once its
 directory is written (tfopt/pipeline/_resume.py). A finished run does
 nothing; a run asked to do something else there is refused unless
-``overwrite=True``.
+``overwrite=True``. Under a distribution strategy (tfopt/pipeline/_strategy.py)
+the stages train on every replica; under multi_worker every worker keeps its
+own copy of the run and the chief's is the output directory itself.
 """
 
 import dataclasses
@@ -32,6 +34,7 @@ from tfopt.pipeline import _recipe
 from tfopt.pipeline import _report
 from tfopt.pipeline import _resume
 from tfopt.pipeline import _stages
+from tfopt.pipeline import _strategy
 
 RUN_FILE = "run.json"
 REPORT_FILE = "report.md"
@@ -40,6 +43,8 @@ _PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge
              "numpy")
 STAGES_DIR = "stages"
 FLOAT_STAGE = "00-float"
+# What run.json says of where the run trains without making it another run.
+_PLACEMENT = ("strategy", "workers")
 
 
 class RunConflict(ValueError):
@@ -69,7 +74,7 @@ class Result:
 def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction=0.5,
              sparsity=0.7, criterion="taylor", qat_scheme="int8_prune_preserving",
              epochs_per_stage=1, batch_size=64, temperature=4.0, seed=0, overwrite=False,
-             command=None, data_name=None):
+             command=None, data_name=None, strategy="default"):
     """Makes a trained classifier small and fast in stages, each saved and measured.
 
     Args:
@@ -94,13 +99,23 @@ def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction
         this call.
       data_name: what the data is, for the report; defaults to the arrays'
         sizes.
+      strategy: where the stages train: "default" (this process), "mirrored"
+        (every local device), "multi_worker" (every worker of ``TF_CONFIG``'s
+        cluster; make it with `make_strategy` before loading `model`), or a
+        `tf.distribute.Strategy`. Each training step takes `batch_size`
+        examples in all, split among the replicas. A run is the same run under
+        any strategy with as many replicas (run.json records the strategy and
+        the workers); under multi_worker the chief writes `output_dir` and
+        each other worker its own copy in ``output_dir/.workers/TYPE-INDEX``.
 
     Returns:
-      A `Result`: the directory and every stage's figures.
+      A `Result`: the directory (this worker's copy under multi_worker) and
+      every stage's figures.
 
     Raises:
-      ValueError: bad options or data (named); `RunConflict`, a ValueError,
-        when `output_dir` holds another run and `overwrite` is False.
+      ValueError: bad options, data or strategy (named); `RunConflict`, a
+        ValueError, when `output_dir` holds another run and `overwrite` is
+        False.
 
     Example:
       >>> result = pipeline.optimize(model, ((x_train, y_train), (x_test, y_test)), "run")
@@ -114,16 +129,28 @@ def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction
     train, test = _validate_data(data, model)
     if not isinstance(output_dir, (str, os.PathLike)):
         raise TypeError(f"output_dir must be a path; got {output_dir!r}.")
-    output_dir = os.fspath(output_dir)
-    _claim(output_dir, _run_record(options, model, train, test), overwrite)
+    distribution = _strategy.make(strategy)
+    task = _strategy.task_of(distribution)
+    # Backups stay in the chief's directory: Keras restores every worker from there.
+    backups, output_dir = os.fspath(output_dir), _strategy.run_dir(os.fspath(output_dir), task)
+    _claim(output_dir, {**_run_record(options, model, train, test),
+                        "replicas": _strategy.replicas(distribution),
+                        "strategy": _strategy.name_of(distribution), "workers": task.workers},
+           overwrite)
 
     names = [FLOAT_STAGE] + [f"{index:02d}-{name}"
                              for index, name in enumerate(options.recipe, start=1)]
     report = os.path.join(output_dir, REPORT_FILE)
-    finished = os.path.exists(report) and all(
-        os.path.isdir(os.path.join(output_dir, STAGES_DIR, stage)) for stage in names)
+    finished = _strategy.all_workers(distribution, os.path.exists(report) and all(
+        os.path.isdir(os.path.join(output_dir, STAGES_DIR, stage)) for stage in names))
 
-    stages = [_stage(output_dir, FLOAT_STAGE, "float", lambda: (model, model, 0), model, test)]
+    def stage_of(stage, name, train_stage):
+        # The chief removes a stage's backup once its stage is written; the others
+        # leave the chief's files alone.
+        return _stage(output_dir, stage, name, train_stage, model, test, distribution,
+                      _backup_dir(backups, stage) if task.chief else None)
+
+    stages = [stage_of(FLOAT_STAGE, "float", lambda: (model, model, 0))]
     for index, name in enumerate(options.recipe, start=1):
         stage, previous_stage = names[index], names[index - 1]
 
@@ -135,11 +162,12 @@ def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction
             keras.utils.set_random_seed(options.seed + index)
             logging.info("tfopt.pipeline: stage %s: %d epoch(s)", name, options.epochs_per_stage)
             trained = _stages.run_stage(name, previous, model, train, options, index,
-                                        _backup_dir(output_dir, stage),
-                                        callbacks=[_resume.Progress(stage)])
+                                        _backup_dir(backups, stage),
+                                        callbacks=[_resume.Progress(stage)],
+                                        strategy=distribution)
             return trained, previous if name == "qat" else trained, options.epochs_per_stage
 
-        stages.append(_stage(output_dir, stage, name, train_stage, model, test))
+        stages.append(stage_of(stage, name, train_stage))
     if finished:
         logging.info("tfopt.pipeline: %s holds this run, finished: nothing to do", output_dir)
         return Result(output_dir, stages, report)
@@ -169,24 +197,34 @@ def _versions():
     return versions
 
 
-def _stage(output_dir, stage, name, train_stage, teacher, test):
-    """The figures of `stage`: read back when it is done, else trained, written and read."""
+def _stage(output_dir, stage, name, train_stage, teacher, test, strategy, backup):
+    """The figures of `stage`: read back when it is done, else trained, written and read.
+
+    Under multi_worker a stage is done when every worker wrote its copy: a
+    worker killed before writing trains it again, and the others with it.
+    """
     directory = os.path.join(output_dir, STAGES_DIR, stage)
-    if os.path.isdir(directory):
+    if _strategy.all_workers(strategy, os.path.isdir(directory)):
         logging.info("tfopt.pipeline: stage %s is done (%s)", stage, directory)
         # A run killed between writing the stage and removing its backup left it.
-        shutil.rmtree(_backup_dir(output_dir, stage), ignore_errors=True)
+        _remove(backup)
         return _figures.read_figures(directory)
+    shutil.rmtree(directory, ignore_errors=True)  # a worker's copy the others lack
     began = time.perf_counter()
     trained, plain, epochs = train_stage()
     with _files.atomic_path(directory, replace=False) as staging:
         figures = _figures.write_stage(staging, stage, name, trained, plain, teacher, test,
                                        epochs, time.perf_counter() - began)
     # The stage's files are whole: its training backup (if it trained) is not needed.
-    shutil.rmtree(_backup_dir(output_dir, stage), ignore_errors=True)
+    _remove(backup)
     logging.info("tfopt.pipeline: stage %s: TFLite %d bytes gzipped, accuracy %.4f", stage,
                  figures["tflite_gzip_bytes"], figures["tflite_accuracy"])
     return figures
+
+
+def _remove(backup):
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
 
 
 def _backup_dir(output_dir, stage):
@@ -200,18 +238,26 @@ def _load(output_dir, stage):
 
 
 def _claim(output_dir, record, overwrite):
-    """Writes run.json for a new run; checks it for a continued one."""
+    """Writes run.json for a new run; checks it for a continued one.
+
+    The strategy and the number of workers are recorded but do not make
+    another run: the replicas do (each trains on its share of a batch, and
+    BatchNormalization normalizes each share by itself), and a run of one
+    replica is the same under "default" and "mirrored".
+    """
     path = os.path.join(output_dir, RUN_FILE)
     if os.path.exists(path):
         with open(path, encoding="utf-8") as stream:
             existing = json.load(stream)
+        existing.setdefault("replicas", 1)  # run.json of runs before strategies
         if existing == record:
             return
-        if not overwrite:
-            changed = sorted(key for key in set(existing) | set(record)
-                             if existing.get(key) != record.get(key))
+        changed = sorted(key for key in set(existing) | set(record)
+                         if key not in _PLACEMENT and existing.get(key) != record.get(key))
+        if changed and not overwrite:
             raise RunConflict(output_dir, changed)
-        shutil.rmtree(os.path.join(output_dir, STAGES_DIR), ignore_errors=True)
+        if changed:
+            shutil.rmtree(os.path.join(output_dir, STAGES_DIR), ignore_errors=True)
     _files.write_text(path, json.dumps(record, indent=2, sort_keys=True))
 
 
