@@ -3,8 +3,9 @@
 ``strategy="default"`` trains in this process as plain Keras does;
 ``"mirrored"`` on every local device (`tf.distribute.MirroredStrategy`);
 ``"multi_worker"`` on every worker of the cluster that ``TF_CONFIG`` names
-(`tf.distribute.MultiWorkerMirroredStrategy`). A `tf.distribute.Strategy`
-made by the caller is taken as it is.
+(`tf.distribute.MultiWorkerMirroredStrategy`). A strategy of those two kinds
+made by the caller is taken as it is; Keras' `BackupAndRestore`, which lets
+a killed stage continue, supports no other.
 
 Under multi_worker every worker runs the same program: each ``fit``, each
 read of a synchronized variable (BatchNormalization's moving statistics,
@@ -69,16 +70,23 @@ class Task:
 
 
 def validate_strategy(strategy):
-    """`strategy` if it is one of `STRATEGIES` or a `tf.distribute.Strategy`; else raises.
+    """`strategy` if it is one of `STRATEGIES` or a supported strategy object; else raises.
 
     For "multi_worker" the environment's ``TF_CONFIG`` is checked too
     (`read_tf_config`), so that a bad cluster is named before anything trains.
     """
-    if isinstance(strategy, tf.distribute.Strategy):
+    supported = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
+    if isinstance(strategy, supported):
         return strategy
+    if isinstance(strategy, tf.distribute.Strategy):
+        raise ValueError(f"strategy={type(strategy).__name__}: a stage backs its training up "
+                         "with Keras' BackupAndRestore, which supports MirroredStrategy and "
+                         "MultiWorkerMirroredStrategy only; pass one of those, or 'default', "
+                         "'mirrored' or 'multi_worker'.")
     if not isinstance(strategy, str) or strategy not in STRATEGIES:
         raise ValueError(f"strategy={strategy!r} is not one of {list(STRATEGIES)} or a "
-                         "tf.distribute.Strategy; use 'default' to train in this process.")
+                         "tf.distribute.MirroredStrategy or MultiWorkerMirroredStrategy; use "
+                         "'default' to train in this process.")
     if strategy == MULTI_WORKER:
         read_tf_config()
     return strategy
@@ -197,9 +205,9 @@ def all_workers(strategy, holds):
     """
     if task_of(strategy).workers == 1:
         return bool(holds)
-    value = tf.constant(1.0 if holds else 0.0)
     votes = strategy.reduce(tf.distribute.ReduceOp.SUM,
-                            strategy.run(lambda: tf.identity(value)), axis=None)
+                            strategy.experimental_distribute_values_from_function(
+                                lambda _: tf.constant(1.0 if holds else 0.0)), axis=None)
     return int(votes.numpy()) == strategy.num_replicas_in_sync
 
 
