@@ -40,36 +40,28 @@ RUN = dict(epochs_per_stage=1, width=0.75, sparsity=0.6, seed=3)
 MULTI_WORKER = dict(recipe="distill,unstructured", epochs_per_stage=2, width=0.75,
                     sparsity=0.6, seed=3)
 TRAIN_EXAMPLES = 640  # ten steps an epoch
-WORKER = """
-import sys
-import tfopt
-from tfopt import pipeline
-pipeline.make_strategy("multi_worker")  # before TensorFlow runs anything
-from tfopt import datasets, quantization
-(x, y), test = datasets.load_digits()
-model = quantization.load_model(sys.argv[2], compile=False)
-pipeline.optimize(model, ((x[:{examples}], y[:{examples}]), test), sys.argv[1],
-                  strategy="multi_worker", **{options!r})
-"""
-# Starts the workers and waits for them: one process, so that it can hold both in a
-# network namespace of their own (TensorFlow's gRPC server listens on every address).
+# Starts tfopt-optimize on two workers and waits for them: one process, so that it can
+# hold both in a network namespace of their own (TensorFlow's gRPC server listens on every
+# address, 127.0.0.1 included).
 LAUNCHER = """
 import json, os, socket, subprocess, sys, time
-output_dir, model, log_dir, timeout = sys.argv[1:5]
+log_dir, timeout, flags = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
 ports = []
 for _ in range(2):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         ports.append(probe.getsockname()[1])
-cluster = {{"worker": [f"127.0.0.1:{{port}}" for port in ports]}}
+cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
 workers = []
 for index in range(2):
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CONFIG=json.dumps(
-        {{"cluster": cluster, "task": {{"type": "worker", "index": index}}}}))
-    with open(os.path.join(log_dir, f"worker-{{index}}.log"), "wb") as log:
-        workers.append(subprocess.Popen([sys.executable, "-c", {worker!r}, output_dir, model],
-                                        env=env, stdout=log, stderr=log))
-deadline = time.monotonic() + float(timeout)
+        {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+    with open(os.path.join(log_dir, f"worker-{index}.out"), "wb") as out, \\
+            open(os.path.join(log_dir, f"worker-{index}.err"), "wb") as err:
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "tfopt.cli.optimize", *flags], env=env, stdout=out,
+            stderr=err))
+deadline = time.monotonic() + timeout
 while any(w.poll() is None for w in workers) and time.monotonic() < deadline and not any(
         w.returncode for w in workers):
     time.sleep(0.2)
@@ -275,20 +267,25 @@ def _network_namespace():
     return prefix if probe.returncode == 0 else []
 
 
-@pytest.mark.slow  # two worker processes, each starting TensorFlow and running two stages: ~60 s
+@pytest.mark.slow  # two workers, each starting TensorFlow and running two stages: ~45 s
 def test_two_workers_hold_the_same_weights_as_each_other_and_as_one_process(tmp_path,
                                                                             plain_cnn):
     model_path = tmp_path / "float.keras"
     plain_cnn.save(model_path)
+    (x_train, y_train), (x_test, y_test) = subset()
+    data_path = tmp_path / "digits.npz"
+    np.savez(data_path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     output_dir = tmp_path / "run"
-    worker = WORKER.format(options=MULTI_WORKER, examples=TRAIN_EXAMPLES)
-    launcher = LAUNCHER.format(worker=worker)
+    flags = [f"--model={model_path}", f"--data={data_path}", f"--output_dir={output_dir}",
+             "--strategy=multi_worker", "--formats=tflite_int8", "--model_name=digits",
+             *(f"--{key}={value}" for key, value in MULTI_WORKER.items())]
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    env = {key: value for key, value in os.environ.items() if key != "TFOPT_VERBOSE"}
+    env["PYTHONPATH"] = os.pathsep.join(
+        [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
     process = subprocess.Popen(
-        _network_namespace() + [sys.executable, "-c", launcher, str(output_dir),
-                                str(model_path), str(tmp_path), str(TIMEOUT)],
+        _network_namespace() + [sys.executable, "-c", LAUNCHER, str(tmp_path), str(TIMEOUT),
+                                *flags],
         stdout=subprocess.PIPE, env=env, start_new_session=True)
     try:
         # Meanwhile, the same run in this process.
@@ -299,14 +296,22 @@ def test_two_workers_hold_the_same_weights_as_each_other_and_as_one_process(tmp_
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    logs = "\n".join(f"--- worker {i}:\n" + (tmp_path / f"worker-{i}.log").read_text(
-        errors="replace")[-2000:] for i in range(2) if (tmp_path / f"worker-{i}.log").exists())
-    assert json.loads(out or "null") == [0, 0], logs
+    said = {name: (tmp_path / name).read_text(errors="replace")
+            for name in ("worker-0.out", "worker-0.err", "worker-1.out", "worker-1.err")
+            if (tmp_path / name).exists()}
+    assert json.loads(out or "null") == [0, 0], "\n".join(
+        f"--- {name}:\n{text[-2000:]}" for name, text in said.items())
 
+    # The chief speaks for the run and exports it; the other worker trains quietly.
+    assert said["worker-0.out"].splitlines()[-1] == f"report: {output_dir / 'report.md'}"
+    assert said["worker-1.out"] == ""
+    assert "tfopt.pipeline: stage 02-unstructured: epoch 2/2" in said["worker-0.err"]
+    assert "tfopt.pipeline" not in said["worker-1.err"]
     worker_dir = output_dir / _strategy.WORKERS_DIR / "worker-1"
+    assert (output_dir / "export" / "tflite" / "digits_int8.tflite").is_file()
+    assert not (worker_dir / "export").exists()
     assert sorted(os.listdir(output_dir / _run.STAGES_DIR)) == sorted(
         os.listdir(worker_dir / _run.STAGES_DIR)) == ["00-float", "01-distill", "02-unstructured"]
-    assert (output_dir / "report.md").exists()
     for directory in (output_dir, worker_dir):
         assert {key: _record(directory)[key] for key in ("strategy", "workers", "replicas")} == {
             "strategy": "multi_worker", "workers": 2, "replicas": 2}

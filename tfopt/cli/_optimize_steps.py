@@ -18,6 +18,7 @@ from tfopt.export import _layout
 from tfopt.pipeline import _builtin
 from tfopt.pipeline import _figures
 from tfopt.pipeline import _run
+from tfopt.pipeline import _strategy
 
 EXPORT_DIR = "export"
 SAVED_MODEL_VERSION = 1
@@ -39,13 +40,15 @@ def builtin_path(output_dir, spec):
     return os.path.join(output_dir, f"builtin-{spec[len(_builtin.PREFIX):]}.keras")
 
 
-def float_model(spec, data, output_dir, overwrite, seed):
+def float_model(spec, data, output_dir, overwrite, seed, strategy=None):
     """The float model of --model and --data checked against it: ``(model, data)``.
 
     A built-in model is trained on the training split and kept beside the
     run, so a restart continues with the same weights rather than retraining
     (threaded CPU kernels make a retrained model differ, and the run would
-    then be refused as another one).
+    then be refused as another one). Under a `strategy` it trains in its
+    scope, so that every worker of a multi-worker run holds the same model;
+    `output_dir` is then this worker's copy of the run.
     """
     given = f"--model={spec!r}"
     if not spec.startswith(_builtin.PREFIX):
@@ -53,7 +56,7 @@ def float_model(spec, data, output_dir, overwrite, seed):
         _inputs.validate_classifier(model, given)
         return model, _inputs.fit_data(model, *data, given="--data")
     path = builtin_path(output_dir, spec)
-    if os.path.isfile(path) and not overwrite:
+    if _strategy.all_workers(strategy, os.path.isfile(path)) and not overwrite:
         model = quantization.load_model(path, compile=False)
         return model, _inputs.fit_data(model, *data, given="--data")
     if os.path.exists(os.path.join(output_dir, _run.RUN_FILE)) and not overwrite:
@@ -68,17 +71,22 @@ def float_model(spec, data, output_dir, overwrite, seed):
     except ValueError as error:
         raise UsageError(f"{given} cannot take --data: {error}") from error
     data = _inputs.fit_data(blank, *data, given="--data")
-    model = _builtin.train_builtin(spec, data[0], seed=seed)
+    with _strategy.scope(strategy):
+        model = _builtin.train_builtin(spec, data[0], seed=seed)
     with _files.atomic_path(path) as staging:
         model.save(staging)
+    if strategy is not None:  # the pipeline takes a model of this process's variables
+        model = quantization.load_model(path, compile=False)
     return model, data
 
 
-def run_pipeline(model, data, output_dir, options, overwrite, command, data_name):
+def run_pipeline(model, data, output_dir, options, overwrite, command, data_name,
+                 strategy=None):
     """`pipeline.optimize` with the options of the flags; a run held there is a usage error."""
     try:
         return _run.optimize(model, data, output_dir, overwrite=overwrite, command=command,
-                             data_name=data_name, **options.as_dict())
+                             data_name=data_name, strategy=strategy or _strategy.DEFAULT,
+                             **options.as_dict())
     except _run.RunConflict as error:
         raise UsageError(f"--output_dir: {error.output_dir!r} holds another run (it differs in "
                          f"{error.changed}); give another --output_dir, or --overwrite to start "
