@@ -22,6 +22,7 @@ import tf_keras as keras
 
 from tests.conftest import compile_model
 from tests.conftest import small_cnn
+from tests.pipeline.test_resume import _KeepBackup
 from tfopt import pipeline
 from tfopt import quantization
 from tfopt.pipeline import _figures
@@ -250,6 +251,48 @@ def test_two_replicas_split_each_batch_and_end_where_one_process_ends(
     # A plain model of this process: its variables are not the strategy's.
     assert not hasattr(two.weights[0], "values")
     _assert_close(two.get_weights(), one.get_weights(), **tolerance)
+
+
+class _State(keras.callbacks.Callback):
+    """The first epoch ``fit`` ran, and at its end every weight and optimizer value."""
+
+    def __init__(self):
+        super().__init__()
+        self.first_epoch = self.weights = self.optimizer = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+
+    def on_train_end(self, logs=None):
+        # The strategy's variables: read through .numpy() (np.array refuses them).
+        self.weights = [w.numpy() for w in self.model.weights]
+        self.optimizer = [v.numpy() for v in self.model.optimizer.variables]
+
+
+@pytest.mark.parametrize("name", ["channels", "unstructured"])
+def test_an_interrupted_stage_continues_under_the_strategy_to_the_uninterrupted_state(
+        tmp_path, plain_cnn, mirrored_strategy, name):
+    # BackupAndRestore restores the replicas' variables, and the second epoch's data order
+    # (read from the restored step count inside the distributed dataset) is the same.
+    options = _recipe.Options(epochs_per_stage=2, batch_size=64, seed=7, criterion="magnitude",
+                              channel_fraction=0.25)
+    train = subset()[0]
+
+    def run(backup, callbacks):
+        keras.utils.set_random_seed(9)
+        return _stages.run_stage(name, plain_cnn, plain_cnn, train, options, 2, str(backup),
+                                 callbacks=callbacks, strategy=mirrored_strategy)
+
+    straight = _State()
+    run(tmp_path / "straight", [straight, _KeepBackup(1, tmp_path / "straight",
+                                                      tmp_path / "killed")])
+    resumed = _State()
+    run(tmp_path / "killed", [resumed])
+    assert (straight.first_epoch, resumed.first_epoch) == (0, 1)
+    assert int(resumed.optimizer[0]) == int(straight.optimizer[0]) == 2 * 10
+    _assert_close(resumed.optimizer, straight.optimizer, atol=ATOL)
+    _assert_close(resumed.weights, straight.weights, atol=ATOL)  # masks and steps included
 
 
 # Two worker processes --------------------------------------------------------
