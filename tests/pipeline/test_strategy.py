@@ -22,7 +22,6 @@ import tf_keras as keras
 
 from tests.conftest import compile_model
 from tests.conftest import small_cnn
-from tests.pipeline.test_resume import _KeepBackup
 from tfopt import pipeline
 from tfopt import quantization
 from tfopt.pipeline import _figures
@@ -251,6 +250,18 @@ def test_two_replicas_split_each_batch_and_end_where_one_process_ends(
     # A plain model of this process: its variables are not the strategy's.
     assert not hasattr(two.weights[0], "values")
     _assert_close(two.get_weights(), one.get_weights(), **tolerance)
+
+
+class _KeepBackup(keras.callbacks.Callback):
+    """Copies the stage's backup as `epoch` begins: what a kill during that epoch leaves."""
+
+    def __init__(self, epoch, backup, copy):
+        super().__init__()
+        self.epoch, self.backup, self.copy = epoch, backup, copy
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            shutil.copytree(self.backup, self.copy)
 
 
 class _State(keras.callbacks.Callback):
