@@ -32,9 +32,9 @@ the same command on each worker with its own TF_CONFIG, e.g. on worker 0 of two
               "task": {"type": "worker", "index": 0}}'
 
 Each step trains on --batch_size examples in all, split among the workers.
-The chief (worker 0) writes --output_dir, prints and exports; every other
-worker keeps its copy of the stages in <output_dir>/.workers/worker-N/ and
-prints nothing. Continuing a killed multi-worker run needs --output_dir on a
+The chief (task "chief", or worker 0 in a cluster without one) writes
+--output_dir, prints and exports; every other worker keeps its copy of the
+run in <output_dir>/.workers/<type>-<index>/ and prints nothing. Continuing a killed multi-worker run needs --output_dir on a
 file system all workers share (the stages' backups are the chief's).
 
 Exit status: 0 done, 2 bad flags or input (nothing is trained), 1 a failure

@@ -102,7 +102,9 @@ def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction
       strategy: where the stages train: "default" (this process), "mirrored"
         (every local device), "multi_worker" (every worker of ``TF_CONFIG``'s
         cluster; make it with `make_strategy` before loading `model`), or a
-        `tf.distribute.Strategy`. Each training step takes `batch_size`
+        `tf.distribute.MirroredStrategy` or `MultiWorkerMirroredStrategy` of
+        the caller's (the strategies Keras' BackupAndRestore supports). Each
+        training step takes `batch_size`
         examples in all, split among the replicas. A run is the same run under
         any strategy with as many replicas (run.json records the strategy and
         the workers); under multi_worker the chief writes `output_dir` and
