@@ -104,11 +104,11 @@ def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction
         cluster; make it with `make_strategy` before loading `model`), or a
         `tf.distribute.MirroredStrategy` or `MultiWorkerMirroredStrategy` of
         the caller's (the strategies Keras' BackupAndRestore supports). Each
-        training step takes `batch_size`
-        examples in all, split among the replicas. A run is the same run under
-        any strategy with as many replicas (run.json records the strategy and
-        the workers); under multi_worker the chief writes `output_dir` and
-        each other worker its own copy in ``output_dir/.workers/TYPE-INDEX``.
+        training step takes `batch_size` examples in all, split among the
+        replicas. A run is the same run under any strategy with as many
+        replicas (run.json records the strategy and the workers); under
+        multi_worker the chief writes `output_dir` and each other worker its
+        own copy in ``output_dir/.workers/TYPE-INDEX``.
 
     Returns:
       A `Result`: the directory (this worker's copy under multi_worker) and
