@@ -1,12 +1,13 @@
-# Two entry points: `make demo` runs the pruning, quantization, distillation and export examples,
-# `make test` the suite (without the tests marked slow: the real-architecture matrix, which
-# `make test-slow` runs; CI runs both).
+# Two entry points: `make demo` runs tfopt-optimize on digits (the main job: every stage, the
+# report, the exports) and the export example that fills serving/models; `make test` the suite
+# (without the tests marked slow: the real-architecture matrix, which `make test-slow` runs;
+# CI runs both).
 # Both create (or reuse) a virtual environment in .venv and install tfopt into it.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-slow benchmark benchmark-pruning benchmark-quantization benchmark-distillation benchmark-export benchmark-serving benchmark-coverage bazel-test clean
+.PHONY: demo examples test test-slow benchmark benchmark-pruning benchmark-quantization benchmark-distillation benchmark-export benchmark-serving benchmark-coverage benchmark-headline bazel-test clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +15,13 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test,benchmark]"
 	touch $@
 
+# --overwrite: a run left by an older tfopt (other defaults) starts over instead of being refused.
 demo: $(VENV)/.installed
+	$(VENV)/bin/tfopt-optimize --model=builtin:reference_cnn --data=digits --output_dir=runs/digits --overwrite
+	$(PY) examples/export_digits.py
+
+# The pipeline's steps by hand, through the Python API (each prints its own table).
+examples: $(VENV)/.installed
 	$(PY) examples/prune_digits.py
 	$(PY) examples/quantize_digits.py
 	$(PY) examples/distill_digits.py
@@ -31,7 +38,11 @@ test-slow: $(VENV)/.installed
 	$(PY) -m pytest --durations=10 -m slow tests
 
 # Fashion-MNIST comes from Debian: sudo apt-get install dataset-fashion-mnist
-benchmark: benchmark-pruning benchmark-quantization benchmark-distillation benchmark-export benchmark-serving
+benchmark: benchmark-headline benchmark-pruning benchmark-quantization benchmark-distillation benchmark-export benchmark-serving
+
+# tfopt-optimize's default recipe against tfmot's prune+PQAT recipe and the float model (~6 min).
+benchmark-headline: $(VENV)/.installed
+	$(PY) -m benchmarks.headline_benchmark
 
 benchmark-pruning: $(VENV)/.installed
 	$(PY) -m benchmarks.pruning_benchmark

@@ -21,12 +21,12 @@ from tfopt.cli import optimize
 from tfopt.pipeline import _strategy
 
 FLAG_NAMES = ("model", "data", "output_dir", "recipe", "teacher", "width", "channel_fraction",
-              "sparsity", "criterion", "qat_scheme", "epochs_per_stage", "batch_size",
+              "sparsity", "criterion", "qat_scheme", "epochs_per_stage", "min_steps_per_stage", "batch_size",
               "temperature", "max_accuracy_drop", "target_size_kb", "target_latency_us",
               "formats", "model_name", "strategy", "seed", "overwrite")
 # Defaults as --help shows them: the pipeline's, not those of tools sharing the flag.
 DEFAULTS = {"sparsity": "0.7", "criterion": "taylor", "batch_size": "64", "width": "0.5",
-            "channel_fraction": "0.5", "epochs_per_stage": "1", "recipe": "auto",
+            "channel_fraction": "0.5", "epochs_per_stage": "1", "recipe": "auto", "min_steps_per_stage": "300",
             "qat_scheme": "int8_prune_preserving", "formats": "tflite_int8,saved_model",
             "strategy": "default", "seed": "0", "overwrite": "false"}
 
@@ -46,8 +46,8 @@ def test_a_run_prints_the_stage_table_and_the_report_and_refuses_changed_flags(
         run_tool, digits_model, tmp_path):
     output_dir = str(tmp_path / "run")
     args = [f"--model={digits_model}", "--data=digits", f"--output_dir={output_dir}",
-            "--recipe=distill", "--epochs_per_stage=1", "--formats=tflite_int8",
-            "--model_name=digits"]
+            "--recipe=distill", "--epochs_per_stage=1", "--min_steps_per_stage=30",
+            "--formats=tflite_int8", "--model_name=digits"]
     code, out, err = run_tool(optimize.run, *args)
     assert code == 0, err
     lines = out.splitlines()
@@ -58,9 +58,13 @@ def test_a_run_prints_the_stage_table_and_the_report_and_refuses_changed_flags(
     report = os.path.join(output_dir, "report.md")
     assert lines[-1] == f"report: {report}" and os.path.isfile(report)
     with open(report, encoding="utf-8") as stream:  # the exact command, for repeating the run
-        assert "--recipe=distill --epochs_per_stage=1" in stream.read()
+        assert "--recipe=distill --epochs_per_stage=1 --min_steps_per_stage=30" in stream.read()
+    # digits' 23 steps an epoch fall short of 30: the stage trained two epochs.
+    with open(os.path.join(output_dir, "stages", "01-distill", "figures.json"),
+              encoding="utf-8") as stream:
+        assert json.load(stream)["epochs"] == 2
 
-    code, out, err = run_tool(optimize.run, *args[:-4], "--recipe=distill", "--width=0.25")
+    code, out, err = run_tool(optimize.run, *args[:-5], "--recipe=distill", "--width=0.25")
     assert code == 2 and out == ""
     assert err.startswith("tfopt-optimize: error: --output_dir: ") and err.count("\n") == 1
     assert "holds another run" in err and "--overwrite to start over" in err
@@ -87,14 +91,23 @@ def test_a_run_prints_the_stage_table_and_the_report_and_refuses_changed_flags(
     (["--sparsity=high"], "flag --sparsity=high: could not convert string to float"),
     (["--temperature=-1"], "--temperature must be a number in (0, inf)"),
     (["--epochs_per_stage=0"], "--epochs_per_stage must be an int >= 1; got 0"),
+    (["--min_steps_per_stage=-1"], "--min_steps_per_stage must be an int >= 0; got -1"),
     (["--batch_size=0"], "--batch_size must be an int >= 1; got 0"),
     (["--seed=-1"], "--seed must be an int >= 0; got -1"),
     (["--criterion=biggest"], "flag --criterion=biggest: value should be one of"),
     (["--qat_scheme=int4"], "flag --qat_scheme=int4: value should be one of"),
-    (["--max_accuracy_drop=0.5"], "--max_accuracy_drop is not available yet"),
-    (["--target_size_kb=20"], "--target_size_kb is not available yet"),
-    (["--target_latency_us=5"], "--target_latency_us is not available yet"),
-    (["--teacher={model}"], "--teacher is not available yet"),
+    (["--max_accuracy_drop=-0.5"], "--max_accuracy_drop must be a number >= 0 (or None); "
+                                   "got -0.5"),
+    (["--target_size_kb=0"], "--target_size_kb must be a number >= "),
+    (["--target_latency_us=nan"], "--target_latency_us must be a number"),
+    (["--max_accuracy_drop=1", "--width=0.25"], "--width with --max_accuracy_drop: the "
+                                                "accuracy-aware search picks --width"),
+    (["--target_size_kb=9", "--sparsity=0.5", "--channel_fraction=0.5"],
+     "--channel_fraction, --sparsity with --target_size_kb"),
+    (["--teacher={directory}/missing.keras"], "--teacher='{directory}/missing.keras' does not "
+                                              "exist"),
+    (["--teacher={directory}"], "--teacher='{directory}': '{directory}' is neither a model "
+                                "file (.keras, .h5) nor a SavedModel directory"),
     (["--strategy=threads"], "flag --strategy=threads: value should be one of"),
     (["--formats=tflite_int8,onnx"], "--formats='tflite_int8,onnx': give one or more of "
                                      "tflite_int8, saved_model"),
@@ -146,6 +159,54 @@ def test_the_builtin_model_is_not_trained_into_a_directory_holding_another_run(r
     assert sorted(os.listdir(tmp_path)) == ["run.json"]
 
 
+def test_a_search_that_misses_its_target_exits_1_after_writing_the_best_candidate(
+        run_tool, digits_model, tmp_path):
+    output_dir = str(tmp_path / "run")
+    code, out, err = run_tool(optimize.run, f"--model={digits_model}", "--data=digits",
+                              f"--output_dir={output_dir}", "--recipe=distill",
+                              "--min_steps_per_stage=0", "--target_size_kb=0.05",
+                              "--formats=tflite_int8", "--model_name=digits")
+    assert code == 1, err
+    assert err.splitlines()[-1].startswith("tfopt-optimize: error: no candidate met "
+                                           "--target_size_kb=0.05; the best found is the "
+                                           "run's result")
+    assert os.path.isfile(os.path.join(output_dir, "export", "tflite", "digits_int8.tflite"))
+    with open(os.path.join(output_dir, "report.json"), encoding="utf-8") as stream:
+        report = json.load(stream)
+    assert report["search"]["missed"] == ["target_size_kb"]
+    assert report["search"]["chosen"] == {"width": 0.25}  # the smallest rung
+    assert len(report["candidates"]) == report["search"]["candidates_tried"] >= 2
+    assert out.splitlines()[-1] == f"report: {os.path.join(output_dir, 'report.md')}"
+
+
+def test_a_saved_model_teacher_teaches_and_one_of_another_task_is_refused(
+        run_tool, digits_model, tmp_path):
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import tf_keras as keras  # pylint: disable=import-outside-toplevel
+    teacher = keras.models.load_model(digits_model)
+    module = tf.Module()
+    module.model = teacher
+    module.__call__ = tf.function(lambda x: teacher(x, training=False),
+                                  input_signature=[tf.TensorSpec([None, 8, 8, 1], tf.float32)])
+    tf.saved_model.save(module, str(tmp_path / "hub"))
+    args = [f"--model={digits_model}", "--data=digits", "--recipe=distill",
+            "--min_steps_per_stage=0", "--formats=tflite_int8"]
+    code, _, err = run_tool(optimize.run, *args, f"--output_dir={tmp_path / 'run'}",
+                            f"--teacher={tmp_path / 'hub'}")
+    assert code == 0, err
+    with open(tmp_path / "run" / "run.json", encoding="utf-8") as stream:
+        assert "teacher" in json.load(stream)
+
+    other = compile_model(keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                                            keras.layers.Dense(4)]))
+    other.save(str(tmp_path / "other.keras"))
+    code, out, err = run_tool(optimize.run, *args, f"--output_dir={tmp_path / 'refused'}",
+                              f"--teacher={tmp_path / 'other.keras'}")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "maps (8, 8, 1) to (4,); the model maps (8, 8, 1) to (10,)" in err
+    assert not os.path.exists(tmp_path / "refused")
+
+
 @pytest.mark.parametrize("tf_config, message", [
     (None, "--strategy=multi_worker: strategy='multi_worker' needs the TF_CONFIG environment "
            "variable naming the cluster and this worker's task"),
@@ -180,7 +241,8 @@ def test_mirrored_trains_on_every_local_device(run_tool, digits_model, tmp_path,
     output_dir = tmp_path / "run"
     code, out, err = run_tool(optimize.run, f"--model={digits_model}", "--data=digits",
                               f"--output_dir={output_dir}", "--recipe=distill",
-                              "--formats=tflite_int8", "--strategy=mirrored")
+                              "--min_steps_per_stage=0", "--formats=tflite_int8",
+                              "--strategy=mirrored")
     assert code == 0, err
     assert out.splitlines()[-1] == f"report: {output_dir / 'report.md'}"
     with open(output_dir / "run.json", encoding="utf-8") as stream:

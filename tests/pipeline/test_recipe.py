@@ -46,6 +46,7 @@ def test_a_recipe_of_the_wrong_type_is_a_type_error(recipe):
     (dict(epochs_per_stage=0), "epochs_per_stage must be an int >= 1; got 0"),
     (dict(batch_size=2.0), "batch_size must be an int >= 1; got 2.0"),
     (dict(seed=-1), "seed must be an int >= 0"),
+    (dict(min_steps_per_stage=-5), "min_steps_per_stage must be an int >= 0; got -5"),
     (dict(qat_scheme="binary"), "qat_scheme='binary' does not keep the zeros of the "
                                 "unstructured stage"),
 ])
@@ -62,4 +63,18 @@ def test_low_bit_qat_is_fine_without_the_unstructured_stage():
 def test_options_record_every_field():
     assert set(_recipe.Options().as_dict()) == {
         "recipe", "width", "channel_fraction", "sparsity", "criterion", "qat_scheme",
-        "epochs_per_stage", "batch_size", "temperature", "seed"}
+        "epochs_per_stage", "min_steps_per_stage", "batch_size", "temperature", "seed"}
+
+
+@pytest.mark.parametrize("epochs, min_steps, examples, expected", [
+    (1, 300, 1437, 14),     # digits: 23 steps an epoch; 13 epochs are 299 steps
+    (1, 300, 60000, 1),     # Fashion-MNIST: 938 steps an epoch
+    (3, 300, 60000, 3),
+    (2, 0, 100, 2),
+    (1, 64, 64 * 64, 1),    # exactly the minimum
+    (1, 65, 64 * 64, 2),
+])
+def test_a_stage_trains_enough_whole_epochs_for_its_minimum_steps(epochs, min_steps, examples,
+                                                                  expected):
+    options = _recipe.Options(epochs_per_stage=epochs, min_steps_per_stage=min_steps)
+    assert options.stage_epochs(examples) == expected

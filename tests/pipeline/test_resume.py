@@ -33,7 +33,8 @@ ATOL = 1e-4
 # Across processes and six epochs that grows: a full suite run measured 1.03e-4.
 ACROSS_PROCESSES = dict(atol=1e-3, rtol=1e-3)
 # Two stages of three epochs: a kill can land inside the second one.
-OPTIONS = dict(recipe="channels,unstructured", epochs_per_stage=3, batch_size=64,
+OPTIONS = dict(recipe="channels,unstructured", epochs_per_stage=3, min_steps_per_stage=0,
+               batch_size=64,
                channel_fraction=0.25, sparsity=0.6, seed=4)
 # The killed runs: a child process running the pipeline on digits.
 CHILD = """
@@ -88,7 +89,7 @@ def test_an_interrupted_stage_continues_to_the_state_of_an_uninterrupted_one(
     (x, y), _ = digits_data
     train = (x[:256], y[:256])
     teacher = compile_model(small_cnn(seed=1))
-    options = _recipe.Options(epochs_per_stage=2, batch_size=64, seed=7)
+    options = _recipe.Options(epochs_per_stage=2, min_steps_per_stage=0, batch_size=64, seed=7)
 
     def run(backup, callbacks):
         keras.utils.set_random_seed(9)  # as the pipeline seeds a stage

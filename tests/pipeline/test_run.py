@@ -131,9 +131,10 @@ def test_another_run_in_the_same_directory_is_refused(finished_run, float_model,
 
 def test_overwrite_starts_over(tmp_path, float_model, digits_data):
     output_dir = tmp_path / "run"
-    pipeline.optimize(float_model, digits_data, output_dir, recipe="distill", epochs_per_stage=1)
-    result = pipeline.optimize(float_model, digits_data, output_dir, recipe="distill",
-                               width=0.25, epochs_per_stage=1, overwrite=True)
+    options = dict(recipe="distill", epochs_per_stage=1, min_steps_per_stage=0)
+    pipeline.optimize(float_model, digits_data, output_dir, **options)
+    result = pipeline.optimize(float_model, digits_data, output_dir, width=0.25, overwrite=True,
+                               **options)
     assert [layer["channels"] for layer in result.stages[1]["layers"]] == [2, 2, 4, 10]
     with open(os.path.join(output_dir, _run.RUN_FILE), encoding="utf-8") as stream:
         assert json.load(stream)["options"]["width"] == 0.25

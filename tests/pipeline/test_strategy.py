@@ -34,11 +34,11 @@ from tfopt.pipeline import _strategy
 ATOL = 1e-4
 # Two worker processes against this one, over two stages of two epochs: 8e-5 measured.
 ACROSS_PROCESSES = dict(atol=1e-3, rtol=1e-3)
-RUN = dict(epochs_per_stage=1, width=0.75, sparsity=0.6, seed=3)
+RUN = dict(epochs_per_stage=1, min_steps_per_stage=0, width=0.75, sparsity=0.6, seed=3)
 # The two-worker run: two stages of two epochs, so that the second epoch's data order
 # (read from the optimizer's step count inside tf.data) counts.
-MULTI_WORKER = dict(recipe="distill,unstructured", epochs_per_stage=2, width=0.75,
-                    sparsity=0.6, seed=3)
+MULTI_WORKER = dict(recipe="distill,unstructured", epochs_per_stage=2, min_steps_per_stage=0,
+                    width=0.75, sparsity=0.6, seed=3)
 TRAIN_EXAMPLES = 640  # ten steps an epoch
 # Starts tfopt-optimize on two workers and waits for them: one process, so that it can
 # hold both in a network namespace of their own (TensorFlow's gRPC server listens on every
@@ -185,6 +185,15 @@ def test_multi_worker_made_after_tensorflow_started_says_how_to_start(monkeypatc
         _strategy.make("multi_worker")
 
 
+def test_a_multi_worker_search_for_latency_is_refused_before_anything_runs(
+        tmp_path, monkeypatch, plain_cnn):
+    # Each worker would time its own files, and their searches could part ways.
+    monkeypatch.setattr(_strategy, "task_of", lambda strategy: _strategy.Task("worker", 0, 2))
+    with pytest.raises(ValueError, match="target_latency_us cannot steer a multi-worker search"):
+        pipeline.optimize(plain_cnn, subset(), tmp_path / "run", target_latency_us=5.0)
+    assert not os.path.exists(tmp_path / "run")
+
+
 # One process -----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -237,8 +246,8 @@ def test_mirrored_trains_on_every_local_device_and_is_another_run(
     ("qat", "taylor", dict(atol=1e-3, rtol=1e-2))])
 def test_two_replicas_split_each_batch_and_end_where_one_process_ends(
         tmp_path, plain_cnn, mirrored_strategy, name, criterion, tolerance):
-    options = _recipe.Options(epochs_per_stage=2, batch_size=64, seed=5, criterion=criterion,
-                              channel_fraction=0.25)
+    options = _recipe.Options(epochs_per_stage=2, min_steps_per_stage=0, batch_size=64, seed=5,
+                              criterion=criterion, channel_fraction=0.25)
     train = subset()[0]
 
     def run(strategy, backup):
@@ -285,8 +294,8 @@ def test_an_interrupted_stage_continues_under_the_strategy_to_the_uninterrupted_
         tmp_path, plain_cnn, mirrored_strategy, name="channels"):
     # BackupAndRestore restores the replicas' variables, and the second epoch's data order
     # (read from the restored step count inside the distributed dataset) is the same.
-    options = _recipe.Options(epochs_per_stage=2, batch_size=64, seed=7, criterion="magnitude",
-                              channel_fraction=0.25)
+    options = _recipe.Options(epochs_per_stage=2, min_steps_per_stage=0, batch_size=64, seed=7,
+                              criterion="magnitude", channel_fraction=0.25)
     train = subset()[0]
 
     def run(backup, callbacks):

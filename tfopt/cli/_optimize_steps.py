@@ -19,6 +19,7 @@ from tfopt.pipeline import _builtin
 from tfopt.pipeline import _figures
 from tfopt.pipeline import _run
 from tfopt.pipeline import _strategy
+from tfopt.pipeline import _teacher
 
 EXPORT_DIR = "export"
 SAVED_MODEL_VERSION = 1
@@ -80,12 +81,36 @@ def float_model(spec, data, output_dir, overwrite, seed, strategy=None):
     return model, data
 
 
-def run_pipeline(model, data, output_dir, options, overwrite, command, data_name,
-                 strategy=None):
+def load_teacher(path, model, data):
+    """The model of --teacher, checked against --model and --data; None without --teacher."""
+    if not path:
+        return None
+    given = f"--teacher={path!r}"
+    if not os.path.exists(path):
+        raise UsageError(f"{given} does not exist; give a .keras file or a SavedModel directory.")
+    try:
+        teacher = _teacher.load_teacher(path, model.input_shape[1:])
+    except ValueError as error:
+        raise UsageError(f"{given}: {error}") from error
+    except Exception as error:  # pylint: disable=broad-except  (any failure means: not loadable)
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        raise UsageError(f"{given} cannot be loaded: "
+                         f"{lines[0] if lines else type(error).__name__}") from error
+    try:
+        _run.validate_teacher(teacher, model, data[1])
+    except ValueError as error:
+        raise UsageError(f"{given}: {error}") from error
+    return teacher
+
+
+def run_pipeline(model, data, output_dir, options, overwrite, command, data_name, goals,
+                 teacher=None, compare_tfmot=False, strategy=None):
     """`pipeline.optimize` with the options of the flags; a run held there is a usage error."""
     try:
         return _run.optimize(model, data, output_dir, overwrite=overwrite, command=command,
-                             data_name=data_name, strategy=strategy or _strategy.DEFAULT,
+                             data_name=data_name, teacher=teacher,
+                             compare_tfmot=compare_tfmot,
+                             strategy=strategy or _strategy.DEFAULT, **goals,
                              **options.as_dict())
     except _run.RunConflict as error:
         raise UsageError(f"--output_dir: {error.output_dir!r} holds another run (it differs in "

@@ -34,8 +34,9 @@ the same command on each worker with its own TF_CONFIG, e.g. on worker 0 of two
 Each step trains on --batch_size examples in all, split among the workers.
 The chief (task "chief", or worker 0 in a cluster without one) writes
 --output_dir, prints and exports; every other worker keeps its copy of the
-run in <output_dir>/.workers/<type>-<index>/ and prints nothing. Continuing a killed multi-worker run needs --output_dir on a
-file system all workers share (the stages' backups are the chief's).
+run in <output_dir>/.workers/<type>-<index>/ and prints nothing. Continuing
+a killed multi-worker run needs --output_dir on a file system all workers
+share (the stages' backups are the chief's).
 
 Exit status: 0 done, 2 bad flags or input (nothing is trained), 1 a failure
 during the run. Set TFOPT_VERBOSE=1 to see TensorFlow's own log lines and
@@ -83,7 +84,10 @@ _RECIPE = flags.DEFINE_string(
     "recipe", "auto", f"'auto' (every stage) or stages from {','.join(_recipe.STAGES)}, in "
     "that order, comma-separated.")
 _TEACHER = flags.DEFINE_string(
-    "teacher", None, "A separate teacher model (.keras). Not available yet: --model teaches.")
+    "teacher", None, "The model every stage distills from, when not --model (e.g. a larger "
+    "model of the same task): a .keras file, a tf_keras SavedModel, or a SavedModel written by "
+    "tf.saved_model.save (a TF-Hub-style model: its __call__ or serving_default signature, "
+    "giving logits). Default: --model teaches.")
 _WIDTH = flags.DEFINE_float("width", _DEFAULTS.width,
                             "The distilled student's width relative to --model, in (0, 1].")
 _CHANNEL_FRACTION = flags.DEFINE_float(
@@ -100,19 +104,25 @@ _QAT_SCHEME = flags.DEFINE_enum(
     "stage; only int8_prune_preserving keeps the zeros of the unstructured stage.")
 _EPOCHS_PER_STAGE = flags.DEFINE_integer("epochs_per_stage", _DEFAULTS.epochs_per_stage,
                                          "Training epochs of each stage, at least 1.")
+_MIN_STEPS_PER_STAGE = flags.DEFINE_integer(
+    "min_steps_per_stage", _DEFAULTS.min_steps_per_stage,
+    "Training steps each stage gets at least: on a small data set a stage trains more whole "
+    "epochs than --epochs_per_stage to reach them. 0 trains exactly --epochs_per_stage.")
 _BATCH_SIZE = _flags.shared_integer("batch_size", _DEFAULTS.batch_size,
                                     "Training batch size, at least 1.", __name__)
 _TEMPERATURE = flags.DEFINE_float("temperature", _DEFAULTS.temperature,
                                   "The distillation temperature, above 0.")
 _MAX_ACCURACY_DROP = flags.DEFINE_float(
-    "max_accuracy_drop", None, "Accuracy-aware search: the largest TFLite accuracy drop "
-    "allowed, in points. Not available yet.")
+    "max_accuracy_drop", None, "Accuracy-aware search: the largest drop of TFLite accuracy "
+    "below the float model's allowed, in points (0.5: 90.0% -> 89.5%). The search picks "
+    "--width, --channel_fraction and --sparsity for the smallest model within the drop, judged "
+    "on 10% of the training data held out, never on the test split.")
 _TARGET_SIZE_KB = flags.DEFINE_float(
-    "target_size_kb", None, "Accuracy-aware search: the gzipped file size to reach, in KB. "
-    "Not available yet.")
+    "target_size_kb", None, "Accuracy-aware search: the largest gzipped TFLite file, in KB. "
+    "Without --max_accuracy_drop the search picks the most accurate model that meets it.")
 _TARGET_LATENCY_US = flags.DEFINE_float(
-    "target_latency_us", None, "Accuracy-aware search: the single-thread latency to reach, in "
-    "microseconds. Not available yet.")
+    "target_latency_us", None, "Accuracy-aware search: the largest single-thread LiteRT "
+    "latency at batch 1, in microseconds; as --target_size_kb.")
 _FORMATS = _flags.shared_list(
     "formats", list(FORMATS), f"What to export from the last stage, comma-separated: "
     f"{', '.join(FORMATS)}.", __name__)
@@ -123,17 +133,18 @@ _STRATEGY = flags.DEFINE_enum(
     "strategy", _strategy.DEFAULT, STRATEGIES, "Where the stages train: 'default' (this "
     "process), 'mirrored' (every local device), 'multi_worker' (every worker named by the "
     "TF_CONFIG environment variable; run the same command on each).")
+_COMPARE_TFMOT = flags.DEFINE_boolean(
+    "compare_tfmot", False, "Also run tfmot's best recipe (80% magnitude pruning, prune-"
+    "preserving int8 QAT, TFLite converter) from --model with the same epochs, and show it in "
+    "the report's plots and tables as a reference point.")
 _SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed,
                              "Seed of weights and data order; the same seed repeats a run.")
 _OVERWRITE = _flags.shared_boolean(
     "overwrite", False, "Start over in an --output_dir that holds a run with other flags, "
     "model or data.", __name__)
 
-# Flags defined for what is still to come; given, they end the run with a usage error.
-_NOT_YET = (("--max_accuracy_drop", _MAX_ACCURACY_DROP, "the accuracy-aware search"),
-            ("--target_size_kb", _TARGET_SIZE_KB, "the accuracy-aware search"),
-            ("--target_latency_us", _TARGET_LATENCY_US, "the accuracy-aware search"),
-            ("--teacher", _TEACHER, "a teacher other than --model"))
+_GOALS = (_MAX_ACCURACY_DROP, _TARGET_SIZE_KB, _TARGET_LATENCY_US)
+_SEARCHED = (_WIDTH, _CHANNEL_FRACTION, _SPARSITY)
 _COMMAND = ["tfopt-optimize"]
 
 
@@ -146,19 +157,27 @@ def _validate_flags(argv):
     if missing:
         raise _app.UsageError(f"missing {' and '.join(missing)}: the tool optimizes --model "
                               "(a file or builtin:reference_cnn) on --data into --output_dir.")
-    for flag, holder, what in _NOT_YET:
-        if holder.value is not None:
-            raise _app.UsageError(f"{flag} is not available yet ({what} is still to come); "
-                                  "leave it out to run --recipe as given.")
     try:
         _strategy.validate_strategy(_STRATEGY.value)
     except ValueError as error:
         raise _app.UsageError(f"--strategy={_STRATEGY.value}: {error}") from error
+    goals = [f"--{holder.name}" for holder in _GOALS if holder.value is not None]
+    searched = [f"--{holder.name}" for holder in _SEARCHED if flags.FLAGS[holder.name].present]
+    if goals and searched:
+        raise _app.UsageError(f"{', '.join(searched)} with {', '.join(goals)}: the accuracy-aware "
+                              "search picks --width, --channel_fraction and --sparsity itself; "
+                              "leave them out, or leave out the search goals to use yours.")
+    try:
+        from tfopt.pipeline import _search  # pylint: disable=import-outside-toplevel
+        _search.Goals(*(holder.value for holder in _GOALS))
+    except ValueError as error:
+        raise _app.UsageError(f"--{error}") from error
     try:
         options = _recipe.Options(
             recipe=_RECIPE.value, width=_WIDTH.value, channel_fraction=_CHANNEL_FRACTION.value,
             sparsity=_SPARSITY.value, criterion=_CRITERION.value, qat_scheme=_QAT_SCHEME.value,
-            epochs_per_stage=_EPOCHS_PER_STAGE.value, batch_size=_BATCH_SIZE.value,
+            epochs_per_stage=_EPOCHS_PER_STAGE.value,
+            min_steps_per_stage=_MIN_STEPS_PER_STAGE.value, batch_size=_BATCH_SIZE.value,
             temperature=_TEMPERATURE.value, seed=_SEED.value)
     except (TypeError, ValueError) as error:  # messages start with the option's name
         raise _app.UsageError(f"--{error}") from error
@@ -229,9 +248,11 @@ def main(argv):
         model, data = _optimize_steps.float_model(
             _MODEL.value, data, _strategy.run_dir(_OUTPUT_DIR.value, task), _OVERWRITE.value,
             options.seed, strategy)
-        result = _optimize_steps.run_pipeline(model, data, _OUTPUT_DIR.value, options,
-                                              _OVERWRITE.value, " ".join(_COMMAND), data_name,
-                                              strategy)
+        teacher = _optimize_steps.load_teacher(_TEACHER.value, model, data)
+        result = _optimize_steps.run_pipeline(
+            model, data, _OUTPUT_DIR.value, options, _OVERWRITE.value, " ".join(_COMMAND),
+            data_name, {holder.name: holder.value for holder in _GOALS}, teacher,
+            _COMPARE_TFMOT.value, strategy)
     if not task.chief:  # its copy of the run is for training; the chief's is the run
         return 0
     with _app.absl_at_warning():
@@ -241,6 +262,10 @@ def main(argv):
     for path in exports:
         print(f"exported {path}")
     print(f"report: {result.report}")
+    if result.missed:
+        missed = ", ".join(f"--{name}={flags.FLAGS[name].value:g}" for name in result.missed)
+        raise _app.Failure(f"no candidate met {missed}; the best found is the run's result "
+                           f"(stages, exports, {result.report})")
     return 0
 
 

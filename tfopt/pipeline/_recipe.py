@@ -65,6 +65,9 @@ class Options:
       criterion: how the channels stage ranks channels (`CRITERIA`).
       qat_scheme: the quantization of the qat stage (`QAT_SCHEMES`).
       epochs_per_stage: training epochs of each stage, at least 1.
+      min_steps_per_stage: training steps each stage gets at least, as whole
+        epochs (`stage_epochs`): on a small data set one epoch is a few dozen
+        steps, too few for a stage to recover. 0 leaves `epochs_per_stage` alone.
       batch_size: training batch size, at least 1.
       temperature: the distillation temperature, above 0.
       seed: the seed of weights and data order.
@@ -77,6 +80,7 @@ class Options:
     criterion: str = "taylor"
     qat_scheme: str = "int8_prune_preserving"
     epochs_per_stage: int = 1
+    min_steps_per_stage: int = 300
     batch_size: int = 64
     temperature: float = 4.0
     seed: int = 0
@@ -95,14 +99,28 @@ class Options:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1; got {value!r}.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an int >= 0; got {self.seed!r}.")
+        for name in ("min_steps_per_stage", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0; got {value!r}.")
         if ("unstructured" in self.recipe and "qat" in self.recipe
                 and self.qat_scheme not in ZERO_KEEPING_SCHEMES):
             raise ValueError(f"qat_scheme={self.qat_scheme!r} does not keep the zeros of the "
                              f"unstructured stage (training moves them again); use "
                              f"{ZERO_KEEPING_SCHEMES[0]!r}, or leave 'unstructured' out of the "
                              "recipe.")
+
+    def stage_epochs(self, examples):
+        """The epochs a stage trains on `examples` training examples.
+
+        `epochs_per_stage`, or more whole epochs when those fall short of
+        `min_steps_per_stage` steps.
+        """
+        return max(self.epochs_per_stage,
+                   math.ceil(self.min_steps_per_stage / self.steps_per_epoch(examples)))
+
+    def steps_per_epoch(self, examples):
+        return math.ceil(examples / self.batch_size)
 
     def as_dict(self):
         values = dataclasses.asdict(self)

@@ -106,9 +106,13 @@ def markdown(report, plots=()):
               ", ".join(f"`{label}`" for _, _, label in
                         pareto_front([(latency, acc, label)
                                       for _, latency, acc, label, _ in points])) + ".", ""]
+    if report.get("search"):
+        lines += _search_lines(report["search"])
     if report["candidates"]:
         lines += ["## Accuracy-aware candidates", "",
-                  "Each candidate the search tried, measured like the stages.", ""]
+                  "Each candidate the search tried, in order: its last stage, measured like the "
+                  "stages but on the held-out validation split"
+                  + (" (which is all the search sees)." if report.get("search") else "."), ""]
         lines += _table(["candidate", "parameters tried", "TFLite gzip", "TFLite acc",
                          "latency ms"],
                         [[f"`{label}`", _parameters_tried(candidate["parameters_tried"]),
@@ -127,6 +131,22 @@ def markdown(report, plots=()):
     if plots:
         lines += ["## Plots", ""] + [f"![{plot}]({plot})" for plot in plots] + [""]
     return "\n".join(lines)
+
+
+def _search_lines(search):
+    goals = ", ".join(f"{name}={value:g}" for name, value in sorted(search["goals"].items())
+                      if value is not None)
+    chosen = _parameters_tried(search["chosen"])
+    outcome = (f"It met every goal with {chosen}; the stages above are that candidate, measured "
+               "on the test split." if not search["missed"] else
+               f"**No candidate met {', '.join(search['missed'])}.** The stages above are the "
+               f"best candidate found ({chosen}), measured on the test split.")
+    return ["## Accuracy-aware search", "",
+            f"Goals: {goals}. The search tried {search['candidates_tried']} of "
+            f"{len(search['ladder'])} settings, judging each on "
+            f"{search['validation_examples']} validation examples ({search['validation']}; the "
+            f"float model's TFLite accuracy there: {search['float_validation_accuracy']:.2%}), "
+            f"never on the test split. {outcome}", ""]
 
 
 def stage_table(report):

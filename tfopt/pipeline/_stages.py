@@ -8,11 +8,11 @@ as well as the labels. Pruning stages ramp their sparsity with
 the rest at the final sparsity.
 """
 
-import math
 
 import tf_keras as keras
 
 from tfopt import distillation
+from tfopt.distillation import _outputs as distillation_outputs
 from tfopt import pruning
 from tfopt import quantization
 from tfopt.pipeline import _resume
@@ -22,6 +22,8 @@ from tfopt.pipeline import _strategy
 # (distillation_benchmark.py measured alpha 0.1 at temperature 4 as the recipe).
 _ALPHA = 0.1
 _LEARNING_RATE = 1e-3
+_DECAY = False
+_DECAY_FLOOR = 0.0
 # The pruning schedule reaches its final sparsity at 70% of the stage's steps.
 _RAMP_SHARE = 0.7
 
@@ -89,17 +91,36 @@ _STAGES = {"distill": _distill, "channels": _channels, "unstructured": _unstruct
 def _fit_distilled(teacher, student, train, options, index, callbacks):
     """Trains `student` against `teacher` and the labels; returns the student."""
     distiller = distillation.Distiller(teacher, student, temperature=options.temperature,
-                                       alpha=_ALPHA)
-    optimizer = keras.optimizers.Adam(_LEARNING_RATE)
+                                       alpha=_ALPHA, teacher_outputs=outputs_kind(teacher),
+                                       student_outputs=outputs_kind(student))
+    examples = len(train[0])
+    epochs = options.stage_epochs(examples)
+    learning_rate = _LEARNING_RATE
+    if _DECAY:
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            _LEARNING_RATE, epochs * options.steps_per_epoch(examples), alpha=_DECAY_FLOOR)
+    optimizer = keras.optimizers.Adam(learning_rate)
     distiller.compile(optimizer, metrics=["accuracy"])
     data = _resume.epoch_data(train, options.batch_size, options.seed, index,
                               optimizer.iterations)
-    distiller.fit(data, epochs=options.epochs_per_stage, verbose=0, callbacks=callbacks)
+    distiller.fit(data, epochs=epochs, verbose=0, callbacks=callbacks)
     return distiller.student
 
 
+def outputs_kind(model):
+    """"probabilities" for a model whose last layer is a softmax, else "logits".
+
+    A float model ending in a softmax (keras.applications' default) gives
+    students that end in one too; the Distiller softens either correctly
+    when told which it gets.
+    """
+    found = distillation_outputs.final_activation(model)
+    return "probabilities" if found and found[0] == "softmax" else "logits"
+
+
 def _schedule(target, train, options):
-    steps = options.epochs_per_stage * math.ceil(len(train[0]) / options.batch_size)
+    examples = len(train[0])
+    steps = options.stage_epochs(examples) * options.steps_per_epoch(examples)
     frequency = max(1, min(100, steps // 10))
     end = max(frequency, int(steps * _RAMP_SHARE) // frequency * frequency)
     return pruning.PolynomialDecay(0.0, target, begin_step=0, end_step=end, frequency=frequency)

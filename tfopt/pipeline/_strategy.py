@@ -69,6 +69,32 @@ class Task:
                                         and not self.has_chief_job)
 
 
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """A run's strategy, and where this process keeps its copy of the run.
+
+    Attributes:
+      strategy: the `tf.distribute.Strategy`, or None for the default.
+      output_dir: the run's own directory (the chief's copy).
+    """
+
+    strategy: object
+    output_dir: str
+
+    @property
+    def task(self):
+        return task_of(self.strategy)
+
+    @property
+    def run_dir(self):
+        """This process's copy of the run (`output_dir` for the chief)."""
+        return run_dir(self.output_dir, self.task)
+
+    def shared(self, path):
+        """`path` of this process's copy as the chief's copy has it: backups are the chief's."""
+        return os.path.join(self.output_dir, os.path.relpath(path, self.run_dir))
+
+
 def validate_strategy(strategy):
     """`strategy` if it is one of `STRATEGIES` or a supported strategy object; else raises.
 
