@@ -34,8 +34,9 @@ the same command on each worker with its own TF_CONFIG, e.g. on worker 0 of two
 Each step trains on --batch_size examples in all, split among the workers.
 The chief (task "chief", or worker 0 in a cluster without one) writes
 --output_dir, prints and exports; every other worker keeps its copy of the
-run in <output_dir>/.workers/<type>-<index>/ and prints nothing. Continuing a killed multi-worker run needs --output_dir on a
-file system all workers share (the stages' backups are the chief's).
+run in <output_dir>/.workers/<type>-<index>/ and prints nothing. Continuing
+a killed multi-worker run needs --output_dir on a file system all workers
+share (the stages' backups are the chief's).
 
 Exit status: 0 done, 2 bad flags or input (nothing is trained), 1 a failure
 during the run. Set TFOPT_VERBOSE=1 to see TensorFlow's own log lines and
