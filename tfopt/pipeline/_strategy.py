@@ -28,6 +28,7 @@ import os
 import tempfile
 
 import tensorflow as tf
+import tf_keras as keras
 
 from tfopt import quantization
 
@@ -242,7 +243,14 @@ def into_scope(model, strategy):
     if strategy is None:
         return model
     with strategy.scope():
-        return _copy(model)
+        try:
+            copy = keras.models.clone_model(model)
+        except (TypeError, ValueError):  # a subclassed model: Keras cannot clone it
+            return _copy(model)
+        # Not through a .keras file: loading one in a strategy's scope fails for variables
+        # summed across replicas (Keras divides the file's h5py dataset by the replicas).
+        copy.set_weights(model.get_weights())
+        return copy
 
 
 def local_copy(model, strategy):
