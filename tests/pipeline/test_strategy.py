@@ -234,6 +234,23 @@ def test_mirrored_trains_on_every_local_device_and_is_another_run(
         pipeline.optimize(plain_cnn, subset(), output_dir, recipe="distill", **RUN)
 
 
+def test_a_saved_model_teacher_teaches_under_the_strategy(tmp_path, plain_cnn,
+                                                          mirrored_strategy):
+    # Its copy in the strategy's scope is cloned and given the weights: loaded from a .keras
+    # file there, Keras divided the file's h5py dataset by the replicas (TypeError).
+    from tfopt.pipeline import _teacher  # pylint: disable=import-outside-toplevel
+    module = tf.Module()
+    module.model = plain_cnn
+    module.__call__ = tf.function(lambda x: plain_cnn(x, training=False),
+                                  input_signature=[tf.TensorSpec([None, 8, 8, 1], tf.float32)])
+    tf.saved_model.save(module, str(tmp_path / "hub"))
+    teacher = _teacher.load_teacher(str(tmp_path / "hub"), plain_cnn.input_shape[1:])
+    result = pipeline.optimize(plain_cnn, subset(), tmp_path / "run", recipe="distill",
+                               teacher=teacher, strategy=mirrored_strategy, **RUN)
+    assert [figures["stage"] for figures in result.stages] == ["00-float", "01-distill"]
+    assert _record(tmp_path / "run")["replicas"] == 2
+
+
 # Taylor scores average each replica's gradients of its half batch, which rank channels
 # otherwise than the whole batch's: the channels stage ranks by magnitude. QAT's moving
 # activation ranges are each replica's of its half batch (like BatchNormalization's
