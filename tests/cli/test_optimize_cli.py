@@ -25,8 +25,8 @@ FLAG_NAMES = ("model", "data", "output_dir", "recipe", "teacher", "width", "chan
               "temperature", "max_accuracy_drop", "target_size_kb", "target_latency_us",
               "formats", "model_name", "strategy", "seed", "overwrite")
 # Defaults as --help shows them: the pipeline's, not those of tools sharing the flag.
-DEFAULTS = {"sparsity": "0.7", "criterion": "taylor", "batch_size": "64", "width": "0.5",
-            "channel_fraction": "0.5", "epochs_per_stage": "1", "recipe": "auto", "min_steps_per_stage": "300",
+DEFAULTS = {"sparsity": "0.7", "criterion": "taylor", "batch_size": "64", "width": "0.75",
+            "channel_fraction": "0.4", "epochs_per_stage": "1", "recipe": "auto", "min_steps_per_stage": "300",
             "qat_scheme": "int8_prune_preserving", "formats": "tflite_int8,saved_model",
             "strategy": "default", "seed": "0", "overwrite": "false"}
 
@@ -174,7 +174,7 @@ def test_a_search_that_misses_its_target_exits_1_after_writing_the_best_candidat
     with open(os.path.join(output_dir, "report.json"), encoding="utf-8") as stream:
         report = json.load(stream)
     assert report["search"]["missed"] == ["target_size_kb"]
-    assert report["search"]["chosen"] == {"width": 0.25}  # the smallest rung
+    assert report["search"]["chosen"] == {"width": 0.35}  # the smallest rung
     assert len(report["candidates"]) == report["search"]["candidates_tried"] >= 2
     assert out.splitlines()[-1] == f"report: {os.path.join(output_dir, 'report.md')}"
 

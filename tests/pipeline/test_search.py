@@ -96,8 +96,7 @@ def test_the_validation_split_is_a_seeded_tenth_of_the_training_data_and_apart_f
 
 
 def test_rungs_keep_only_the_parameters_of_the_recipe():
-    assert _search.rungs(["distill", "qat"]) == [{"width": w} for w in (1.0, 0.75, 0.5, 0.35,
-                                                                        0.25)]
+    assert _search.rungs(["distill", "qat"]) == [{"width": w} for w in (1.0, 0.75, 0.5, 0.35)]
     assert _search.rungs(["qat"]) == [{}]
     assert len(_search.rungs(list(pipeline.STAGES))) == len(_search.LADDER)
 
@@ -140,7 +139,8 @@ def test_a_search_on_digits_stays_within_its_drop_judged_on_held_out_data(tmp_pa
     (x_val, y_val), (x_test, y_test) = validation, digits_data[1]
     first = result.candidates[0]
     directory = os.path.join(result.output_dir, "candidates",
-                             f"02-width{first['parameters_tried']['width']:g}")  # tried first
+                             f"{ladder.index(first['parameters_tried']):02d}-width"
+                             f"{first['parameters_tried']['width']:g}")
     measured = export.verify_tflite(os.path.join(directory, "stages", "01-distill",
                                                  "model.tflite"), x_val, y_val)
     assert measured["accuracy"] == pytest.approx(first["tflite_accuracy"])
@@ -165,7 +165,7 @@ def test_a_target_no_candidate_meets_ends_with_the_best_found_and_names_it(
                                **{**SEARCH_OPTIONS, "min_steps_per_stage": 0})
     assert result.missed == ["target_size_kb"]
     smallest = min(result.candidates, key=lambda c: c["tflite_gzip_bytes"])
-    assert result.candidates[-1]["parameters_tried"] == {"width": 0.25}
+    assert result.candidates[-1]["parameters_tried"] == {"width": 0.35}
     assert result.stages[-1]["tflite_gzip_bytes"] == smallest["tflite_gzip_bytes"]
     with open(result.report, encoding="utf-8") as stream:
         markdown = stream.read()

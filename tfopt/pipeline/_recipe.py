@@ -74,15 +74,15 @@ class Options:
     """
 
     recipe: tuple = STAGES
-    width: float = 0.5
-    channel_fraction: float = 0.5
+    width: float = 0.75
+    channel_fraction: float = 0.4
     sparsity: float = 0.7
     criterion: str = "taylor"
     qat_scheme: str = "int8_prune_preserving"
     epochs_per_stage: int = 1
     min_steps_per_stage: int = 300
     batch_size: int = 64
-    temperature: float = 4.0
+    temperature: float = 2.0
     seed: int = 0
 
     def __post_init__(self):

@@ -89,9 +89,9 @@ class Result:
     missed: list = dataclasses.field(default_factory=list)
 
 
-def optimize(model, data, output_dir, recipe="auto", width=0.5, channel_fraction=0.5,
+def optimize(model, data, output_dir, recipe="auto", width=0.75, channel_fraction=0.4,
              sparsity=0.7, criterion="taylor", qat_scheme="int8_prune_preserving",
-             epochs_per_stage=1, min_steps_per_stage=300, batch_size=64, temperature=4.0,
+             epochs_per_stage=1, min_steps_per_stage=300, batch_size=64, temperature=2.0,
              seed=0, teacher=None, max_accuracy_drop=None, target_size_kb=None,
              target_latency_us=None, validation_data=None, compare_tfmot=False,
              overwrite=False, command=None, data_name=None, strategy="default"):

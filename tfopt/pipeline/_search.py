@@ -28,8 +28,8 @@ import math
 import numpy as np
 
 # (width, channel_fraction, sparsity), mildest first; the pipeline's defaults are a rung.
-LADDER = ((1.0, 0.25, 0.5), (0.75, 0.25, 0.6), (0.75, 0.4, 0.7), (0.5, 0.5, 0.7),
-          (0.5, 0.5, 0.8), (0.35, 0.5, 0.85), (0.25, 0.5, 0.9))
+LADDER = ((1.0, 0.25, 0.5), (1.0, 0.4, 0.6), (0.75, 0.25, 0.6), (0.75, 0.4, 0.7),
+          (0.5, 0.5, 0.7), (0.5, 0.5, 0.8), (0.35, 0.5, 0.85))
 PARAMETERS = ("width", "channel_fraction", "sparsity")
 # The stage each searched parameter belongs to: a recipe without it leaves it unused.
 _STAGE_OF = {"width": "distill", "channel_fraction": "channels", "sparsity": "unstructured"}
