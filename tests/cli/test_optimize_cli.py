@@ -241,8 +241,7 @@ def test_mirrored_trains_on_every_local_device(run_tool, digits_model, tmp_path,
     output_dir = tmp_path / "run"
     code, out, err = run_tool(optimize.run, f"--model={digits_model}", "--data=digits",
                               f"--output_dir={output_dir}", "--recipe=distill",
-                              "--min_steps_per_stage=0", "--formats=tflite_int8",
-                              "--strategy=mirrored")
+                              "--formats=tflite_int8", "--strategy=mirrored")
     assert code == 0, err
     assert out.splitlines()[-1] == f"report: {output_dir / 'report.md'}"
     with open(output_dir / "run.json", encoding="utf-8") as stream:
