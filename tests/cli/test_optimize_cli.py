@@ -18,6 +18,7 @@ from tests.conftest import compile_model
 from tests.conftest import small_cnn
 from tfopt import datasets
 from tfopt.cli import optimize
+from tfopt.pipeline import _strategy
 
 FLAG_NAMES = ("model", "data", "output_dir", "recipe", "teacher", "width", "channel_fraction",
               "sparsity", "criterion", "qat_scheme", "epochs_per_stage", "min_steps_per_stage", "batch_size",
@@ -107,8 +108,7 @@ def test_a_run_prints_the_stage_table_and_the_report_and_refuses_changed_flags(
                                               "exist"),
     (["--teacher={directory}"], "--teacher='{directory}': '{directory}' is neither a model "
                                 "file (.keras, .h5) nor a SavedModel directory"),
-    (["--strategy=mirrored"], "--strategy=mirrored is not available yet"),
-    (["--strategy=multi_worker"], "--strategy=multi_worker is not available yet"),
+    (["--strategy=threads"], "flag --strategy=threads: value should be one of"),
     (["--formats=tflite_int8,onnx"], "--formats='tflite_int8,onnx': give one or more of "
                                      "tflite_int8, saved_model"),
     (["--formats=saved_model,saved_model"], "each once"),
@@ -226,3 +226,45 @@ def test_a_search_judges_on_the_npz_validation_arrays_and_needs_both(run_tool, d
     code, out, err = run_tool(optimize.run, *args, f"--output_dir={tmp_path / 'refused'}")
     assert code == 2 and out == "" and err.count("\n") == 1
     assert "has x_val without y_val; save both, or neither" in err
+
+
+@pytest.mark.parametrize("tf_config, message", [
+    (None, "--strategy=multi_worker: strategy='multi_worker' needs the TF_CONFIG environment "
+           "variable naming the cluster and this worker's task"),
+    ("{'cluster': {}}", "--strategy=multi_worker: TF_CONFIG is not JSON"),
+    ('{"cluster": {"worker": ["127.0.0.1:2222"]}}',
+     "--strategy=multi_worker: TF_CONFIG needs a 'cluster' and a 'task' object"),
+    ('{"cluster": {"worker": ["127.0.0.1"]}, "task": {"type": "worker", "index": 0}}',
+     "cluster job 'worker' must list 'host:port' addresses"),
+    ('{"cluster": {"worker": ["127.0.0.1:2222"]}, "task": {"type": "worker", "index": 1}}',
+     "is not a training task of the cluster (training tasks: worker 0..0)"),
+])
+def test_multi_worker_without_a_usable_tf_config_is_a_usage_error(
+        run_tool, tool_files, tmp_path, monkeypatch, tf_config, message):
+    if tf_config is None:
+        monkeypatch.delenv(_strategy.TF_CONFIG, raising=False)
+    else:
+        monkeypatch.setenv(_strategy.TF_CONFIG, tf_config)
+    out_dir = str(tmp_path / "run")
+    code, out, err = run_tool(optimize.run, f"--model={tool_files['model']}", "--data=digits",
+                              f"--output_dir={out_dir}", "--strategy=multi_worker")
+    assert code == 2, err
+    assert err.startswith("tfopt-optimize: error: ") and err.count("\n") == 1
+    assert message in err
+    assert out == "" and not os.path.exists(out_dir)
+
+
+def test_mirrored_trains_on_every_local_device(run_tool, digits_model, tmp_path, monkeypatch,
+                                               mirrored_strategy):
+    # MirroredStrategy() takes this process's two logical CPUs (tests/conftest.py); the
+    # session's strategy over them stands in for it (a second one would collide).
+    monkeypatch.setitem(_strategy._made, "mirrored", mirrored_strategy)
+    output_dir = tmp_path / "run"
+    code, out, err = run_tool(optimize.run, f"--model={digits_model}", "--data=digits",
+                              f"--output_dir={output_dir}", "--recipe=distill",
+                              "--formats=tflite_int8", "--strategy=mirrored")
+    assert code == 0, err
+    assert out.splitlines()[-1] == f"report: {output_dir / 'report.md'}"
+    with open(output_dir / "run.json", encoding="utf-8") as stream:
+        record = json.load(stream)
+    assert (record["strategy"], record["workers"], record["replicas"]) == ("mirrored", 1, 2)

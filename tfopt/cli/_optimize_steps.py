@@ -19,6 +19,7 @@ from tfopt.pipeline import _builtin
 from tfopt.pipeline import _figures
 from tfopt.pipeline import _run
 from tfopt.pipeline import _search
+from tfopt.pipeline import _strategy
 from tfopt.pipeline import _teacher
 
 EXPORT_DIR = "export"
@@ -48,7 +49,8 @@ def builtin_path(output_dir, spec):
     return os.path.join(output_dir, f"builtin-{spec[len(_builtin.PREFIX):]}.keras")
 
 
-def float_model(spec, data, output_dir, overwrite, seed, validation=None, search=False):
+def float_model(spec, data, output_dir, overwrite, seed, validation=None, search=False,
+                strategy=None):
     """The float model of --model and --data checked against it: ``(model, data, validation)``.
 
     A built-in model is trained on the training split and kept beside the
@@ -57,10 +59,12 @@ def float_model(spec, data, output_dir, overwrite, seed, validation=None, search
     then be refused as another one). For a search without validation data it
     trains on the training split less the examples the search holds out
     (`_search.validation_split`), which become the validation data, so that
-    the search judges on examples no model trained on.
+    the search judges on examples no model trained on. Under a `strategy` it
+    trains in its scope, so that every worker of a multi-worker run holds the
+    same model; `output_dir` is then this worker's copy of the run.
     """
     model, data = _float_model(spec, data, output_dir, overwrite, seed,
-                               search and validation is None)
+                               search and validation is None, strategy)
     if search and validation is None and spec.startswith(_builtin.PREFIX):
         (fit, validation), test = _search.validation_split(data[0], seed), data[1]
         data = (fit, test)
@@ -69,14 +73,14 @@ def float_model(spec, data, output_dir, overwrite, seed, validation=None, search
     return model, data, validation
 
 
-def _float_model(spec, data, output_dir, overwrite, seed, hold_out):
+def _float_model(spec, data, output_dir, overwrite, seed, hold_out, strategy):
     given = f"--model={spec!r}"
     if not spec.startswith(_builtin.PREFIX):
         model = _export_inputs.load_model(spec)
         _inputs.validate_classifier(model, given)
         return model, _inputs.fit_data(model, *data, given="--data")
     path = builtin_path(output_dir, spec)
-    if os.path.isfile(path) and not overwrite:
+    if _strategy.all_workers(strategy, os.path.isfile(path)) and not overwrite:
         model = quantization.load_model(path, compile=False)
         return model, _inputs.fit_data(model, *data, given="--data")
     if os.path.exists(os.path.join(output_dir, _run.RUN_FILE)) and not overwrite:
@@ -92,9 +96,12 @@ def _float_model(spec, data, output_dir, overwrite, seed, hold_out):
         raise UsageError(f"{given} cannot take --data: {error}") from error
     data = _inputs.fit_data(blank, *data, given="--data")
     train = _search.validation_split(data[0], seed)[0] if hold_out else data[0]
-    model = _builtin.train_builtin(spec, train, seed=seed)
+    with _strategy.scope(strategy):
+        model = _builtin.train_builtin(spec, train, seed=seed)
     with _files.atomic_path(path) as staging:
         model.save(staging)
+    if strategy is not None:  # the pipeline takes a model of this process's variables
+        model = quantization.load_model(path, compile=False)
     return model, data
 
 
@@ -121,12 +128,13 @@ def load_teacher(path, model, data):
 
 
 def run_pipeline(model, data, output_dir, options, overwrite, command, data_name, goals,
-                 teacher=None, compare_tfmot=False, validation=None):
+                 teacher=None, compare_tfmot=False, validation=None, strategy=None):
     """`pipeline.optimize` with the options of the flags; a run held there is a usage error."""
     try:
         return _run.optimize(model, data, output_dir, overwrite=overwrite, command=command,
                              data_name=data_name, teacher=teacher,
-                             compare_tfmot=compare_tfmot, validation_data=validation, **goals,
+                             compare_tfmot=compare_tfmot, validation_data=validation,
+                             strategy=strategy or _strategy.DEFAULT, **goals,
                              **options.as_dict())
     except _run.RunConflict as error:
         raise UsageError(f"--output_dir: {error.output_dir!r} holds another run (it differs in "

@@ -23,6 +23,21 @@ A run started again on the same --output_dir continues after its last
 finished stage; a finished run does nothing and says so; a run with other
 flags, model or data there is refused unless --overwrite.
 
+--strategy=mirrored trains each stage on every local device;
+--strategy=multi_worker on every worker of the cluster that the TF_CONFIG
+environment variable names (tf.distribute.MultiWorkerMirroredStrategy): start
+the same command on each worker with its own TF_CONFIG, e.g. on worker 0 of two
+
+  TF_CONFIG='{"cluster": {"worker": ["host0:12345", "host1:12345"]},
+              "task": {"type": "worker", "index": 0}}'
+
+Each step trains on --batch_size examples in all, split among the workers.
+The chief (task "chief", or worker 0 in a cluster without one) writes
+--output_dir, prints and exports; every other worker keeps its copy of the
+run in <output_dir>/.workers/<type>-<index>/ and prints nothing. Continuing
+a killed multi-worker run needs --output_dir on a file system all workers
+share (the stages' backups are the chief's).
+
 Exit status: 0 done, 2 bad flags or input (nothing is trained), 1 a failure
 during the run. Set TFOPT_VERBOSE=1 to see TensorFlow's own log lines and
 the traceback of a failure; --verbosity=1 shows every log line of tfopt.
@@ -46,12 +61,13 @@ from tfopt.cli import _app  # noqa: E402
 from tfopt.cli import _flags  # noqa: E402
 from tfopt.pipeline import _builtin  # noqa: E402
 from tfopt.pipeline import _recipe  # noqa: E402
+from tfopt.pipeline import _strategy  # noqa: E402
 
 _DEFAULTS = _recipe.Options()
 TFLITE_INT8 = "tflite_int8"
 SAVED_MODEL = "saved_model"
 FORMATS = (TFLITE_INT8, SAVED_MODEL)
-STRATEGIES = ("default", "mirrored", "multi_worker")
+STRATEGIES = _strategy.STRATEGIES
 
 _MODEL = _flags.shared_string(
     "model", "The trained float model: a .keras (or .h5) file, a tf_keras SavedModel "
@@ -116,8 +132,9 @@ _MODEL_NAME = _flags.shared_string(
     "model_name", "The exports' model name, e.g. 'digits'. Default: --model's file name "
     "without extension ('reference_cnn' for the built-in model).", __name__)
 _STRATEGY = flags.DEFINE_enum(
-    "strategy", "default", STRATEGIES, "Where the stages train: 'default' (this process); "
-    "'mirrored' and 'multi_worker' are not available yet.")
+    "strategy", _strategy.DEFAULT, STRATEGIES, "Where the stages train: 'default' (this "
+    "process), 'mirrored' (every local device), 'multi_worker' (every worker named by the "
+    "TF_CONFIG environment variable; run the same command on each).")
 _COMPARE_TFMOT = flags.DEFINE_boolean(
     "compare_tfmot", False, "Also run tfmot's best recipe (80% magnitude pruning, prune-"
     "preserving int8 QAT, TFLite converter) from --model with the same epochs, and show it in "
@@ -142,9 +159,10 @@ def _validate_flags(argv):
     if missing:
         raise _app.UsageError(f"missing {' and '.join(missing)}: the tool optimizes --model "
                               "(a file or builtin:reference_cnn) on --data into --output_dir.")
-    if _STRATEGY.value != "default":
-        raise _app.UsageError(f"--strategy={_STRATEGY.value} is not available yet; leave it "
-                              "out to train in this process (--strategy=default).")
+    try:
+        _strategy.validate_strategy(_STRATEGY.value)
+    except ValueError as error:
+        raise _app.UsageError(f"--strategy={_STRATEGY.value}: {error}") from error
     goals = [f"--{holder.name}" for holder in _GOALS if holder.value is not None]
     searched = [f"--{holder.name}" for holder in _SEARCHED if flags.FLAGS[holder.name].present]
     if goals and searched:
@@ -207,28 +225,40 @@ def _progress_logging():
     logging.set_verbosity(logging.INFO)
     logger = std_logging.getLogger("absl")
     logger.addFilter(keep)
+    # TensorFlow's own logger (a line per all-reduce under multi_worker) is not absl's.
+    tensorflow_logger = std_logging.getLogger("tensorflow")
+    tensorflow_level = tensorflow_logger.level
+    tensorflow_logger.setLevel(std_logging.WARNING)
     try:
         yield
     finally:
+        tensorflow_logger.setLevel(tensorflow_level)
         logger.removeFilter(keep)
         logging.set_verbosity(verbosity)
 
 
 def main(argv):
     options, formats = _validate_flags(argv)
-    with _progress_logging():
+    task = (_strategy.read_tf_config() if _STRATEGY.value == _strategy.MULTI_WORKER
+            else _strategy.Task())
+    # Workers but the chief train as quietly as they can: the chief speaks for the run.
+    with _progress_logging() if task.chief else _app.absl_at_warning():
+        # Before anything runs in TensorFlow: multi_worker configures its collectives then.
+        strategy = _strategy.make(_STRATEGY.value)
         from tfopt.cli import _optimize_steps  # pylint: disable=import-outside-toplevel
         goals = {holder.name: holder.value for holder in _GOALS}
         search = any(value is not None for value in goals.values())
         data, validation, data_name = _optimize_steps.load_data(_DATA.value, search,
                                                                 options.seed)
         model, data, validation = _optimize_steps.float_model(
-            _MODEL.value, data, _OUTPUT_DIR.value, _OVERWRITE.value, options.seed, validation,
-            search)
+            _MODEL.value, data, _strategy.run_dir(_OUTPUT_DIR.value, task), _OVERWRITE.value,
+            options.seed, validation, search, strategy)
         teacher = _optimize_steps.load_teacher(_TEACHER.value, model, data)
         result = _optimize_steps.run_pipeline(
             model, data, _OUTPUT_DIR.value, options, _OVERWRITE.value, " ".join(_COMMAND),
-            data_name, goals, teacher, _COMPARE_TFMOT.value, validation)
+            data_name, goals, teacher, _COMPARE_TFMOT.value, validation, strategy)
+    if not task.chief:  # its copy of the run is for training; the chief's is the run
+        return 0
     with _app.absl_at_warning():
         exports = _optimize_steps.export(result, formats, _model_name(), data)
     from tfopt.pipeline import _report  # pylint: disable=import-outside-toplevel

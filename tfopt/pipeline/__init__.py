@@ -12,5 +12,8 @@ from tfopt.pipeline._recipe import STAGES
 from tfopt.pipeline._run import Result
 from tfopt.pipeline._run import RunConflict
 from tfopt.pipeline._run import optimize
+from tfopt.pipeline._strategy import STRATEGIES
+from tfopt.pipeline._strategy import make as make_strategy
 
-__all__ = ["CRITERIA", "QAT_SCHEMES", "STAGES", "Result", "RunConflict", "optimize"]
+__all__ = ["CRITERIA", "QAT_SCHEMES", "STAGES", "STRATEGIES", "Result", "RunConflict",
+           "make_strategy", "optimize"]

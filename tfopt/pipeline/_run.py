@@ -8,7 +8,9 @@ it was in from its last finished epoch: a stage backs its training up into
 ``stages/.backup-NN-name/`` each epoch and removes the backup once its
 directory is written (tfopt/pipeline/_resume.py). A finished run does
 nothing; a run asked to do something else there is refused unless
-``overwrite=True``.
+``overwrite=True``. Under a distribution strategy (tfopt/pipeline/_strategy.py)
+the stages train on every replica; under multi_worker every worker keeps its
+own copy of the run and the chief's is the output directory itself.
 """
 
 import dataclasses
@@ -33,6 +35,7 @@ from tfopt.pipeline import _report
 from tfopt.pipeline import _resume
 from tfopt.pipeline import _search
 from tfopt.pipeline import _stages
+from tfopt.pipeline import _strategy
 
 RUN_FILE = "run.json"
 REPORT_FILE = "report.md"
@@ -44,6 +47,8 @@ REFERENCE_DIR = "reference"
 # tfmot's recipe prunes this share of weights (its documented example's final sparsity).
 _TFMOT_SPARSITY = 0.8
 FLOAT_STAGE = "00-float"
+# What run.json says of where the run trains without making it another run.
+_PLACEMENT = ("strategy", "workers")
 
 
 class RunConflict(ValueError):
@@ -89,7 +94,7 @@ def optimize(model, data, output_dir, recipe="auto", width=0.75, channel_fractio
              epochs_per_stage=1, min_steps_per_stage=300, batch_size=64, temperature=2.0,
              seed=0, teacher=None, max_accuracy_drop=None, target_size_kb=None,
              target_latency_us=None, validation_data=None, compare_tfmot=False,
-             overwrite=False, command=None, data_name=None):
+             overwrite=False, command=None, data_name=None, strategy="default"):
     """Makes a trained classifier small and fast in stages, each saved and measured.
 
     Args:
@@ -141,13 +146,25 @@ def optimize(model, data, output_dir, recipe="auto", width=0.75, channel_fractio
         this call.
       data_name: what the data is, for the report; defaults to the arrays'
         sizes.
+      strategy: where the stages train: "default" (this process), "mirrored"
+        (every local device), "multi_worker" (every worker of ``TF_CONFIG``'s
+        cluster; make it with `make_strategy` before loading `model`), or a
+        `tf.distribute.MirroredStrategy` or `MultiWorkerMirroredStrategy` of
+        the caller's (the strategies Keras' BackupAndRestore supports). Each
+        training step takes `batch_size` examples in all, split among the
+        replicas. A run is the same run under any strategy with as many
+        replicas (run.json records the strategy and the workers); under
+        multi_worker the chief writes `output_dir` and each other worker its
+        own copy in ``output_dir/.workers/TYPE-INDEX``.
 
     Returns:
-      A `Result`: the directory and every stage's figures.
+      A `Result`: the directory (this worker's copy under multi_worker) and
+      every stage's figures.
 
     Raises:
-      ValueError: bad options or data (named); `RunConflict`, a ValueError,
-        when `output_dir` holds another run and `overwrite` is False.
+      ValueError: bad options, data or strategy (named); `RunConflict`, a
+        ValueError, when `output_dir` holds another run and `overwrite` is
+        False.
       A search whose goals no candidate meets is not an error: the best
       candidate found is the result, and `Result.missed` names the goals.
 
@@ -181,8 +198,16 @@ def optimize(model, data, output_dir, recipe="auto", width=0.75, channel_fractio
                                             names=("val", "val"))
     if not isinstance(output_dir, (str, os.PathLike)):
         raise TypeError(f"output_dir must be a path; got {output_dir!r}.")
-    output_dir = os.fspath(output_dir)
-    record = _run_record(options, model, train, test)
+    place = _strategy.Placement(_strategy.make(strategy), os.fspath(output_dir))
+    if goals.target_latency_us is not None and place.task.workers > 1:
+        # Each worker times its own files: their searches could part ways and wait forever.
+        raise ValueError("target_latency_us cannot steer a multi-worker search (each worker "
+                         "measures latency on its own machine); give max_accuracy_drop or "
+                         "target_size_kb, or search with strategy='default' or 'mirrored'.")
+    output_dir = place.run_dir
+    record = {**_run_record(options, model, train, test),
+              "replicas": _strategy.replicas(place.strategy),
+              "strategy": _strategy.name_of(place.strategy), "workers": place.task.workers}
     if goals.active:
         record["goals"] = goals.as_dict()
     if validation_data is not None:
@@ -196,14 +221,15 @@ def optimize(model, data, output_dir, recipe="auto", width=0.75, channel_fractio
 
     report = os.path.join(output_dir, REPORT_FILE)
     names = stage_names(options)
-    finished = os.path.exists(report) and all(
-        os.path.isdir(os.path.join(output_dir, STAGES_DIR, stage)) for stage in names)
+    finished = _strategy.all_workers(place.strategy, os.path.exists(report) and all(
+        os.path.isdir(os.path.join(output_dir, STAGES_DIR, stage)) for stage in names))
     search = None
     if goals.active:
         stages, candidates, search = _search_stages(output_dir, options, goals, model, teacher,
-                                                    train, test, validation_data)
+                                                    train, test, validation_data, place)
     else:
-        stages, candidates = _run_stages(output_dir, options, model, teacher, train, test), []
+        stages = _run_stages(output_dir, options, model, teacher, train, test, place)
+        candidates = []
     missed = search["missed"] if search else []
     reference_points = {}
     if compare_tfmot:
@@ -254,15 +280,18 @@ def stage_names(options):
                             for index, name in enumerate(options.recipe, start=1)]
 
 
-def _run_stages(output_dir, options, model, teacher, train, test, measured_float=None):
+def _run_stages(output_dir, options, model, teacher, train, test, place,
+                measured_float=None):
     """Runs (or reads back) every stage of `options.recipe` in `output_dir`; their figures.
+
+    `place`: the run's `_strategy.Placement`.
 
     `measured_float`: the float stage's figures when they are measured
     elsewhere (a search's candidates share one float stage).
     """
     names = stage_names(options)
     stages = [measured_float or _stage(output_dir, FLOAT_STAGE, "float",
-                                       lambda: (model, model, 0), model, test)]
+                                       lambda: (model, model, 0), model, test, place)]
     for index, name in enumerate(options.recipe, start=1):
         stage, previous_stage = names[index], names[index - 1]
 
@@ -275,15 +304,17 @@ def _run_stages(output_dir, options, model, teacher, train, test, measured_float
             epochs = options.stage_epochs(len(train[0]))
             logging.info("tfopt.pipeline: stage %s: %d epoch(s)", stage, epochs)
             trained = _stages.run_stage(name, previous, teacher, train, options, index,
-                                        _backup_dir(output_dir, stage),
-                                        callbacks=[_resume.Progress(stage)])
+                                        place.shared(_backup_dir(output_dir, stage)),
+                                        callbacks=[_resume.Progress(stage)],
+                                        strategy=place.strategy)
             return trained, previous if name == "qat" else trained, epochs
 
-        stages.append(_stage(output_dir, stage, name, train_stage, model, test))
+        stages.append(_stage(output_dir, stage, name, train_stage, model, test, place))
     return stages
 
 
-def _search_stages(output_dir, options, goals, model, teacher, train, test, validation):
+def _search_stages(output_dir, options, goals, model, teacher, train, test, validation,
+                   place):
     """The accuracy-aware search (`_search`): its chosen candidate's stages, measured on test.
 
     Returns ``(stages, candidates, search)``: the chosen candidate's stages
@@ -302,7 +333,7 @@ def _search_stages(output_dir, options, goals, model, teacher, train, test, vali
     settings = _search.rungs(options.recipe)
     root = os.path.join(output_dir, _search.CANDIDATES_DIR)
     float_validation = _stage(root, FLOAT_STAGE, "float", lambda: (model, model, 0), model,
-                              validation)
+                              validation, place)
     runs = {}
 
     def evaluate(index):
@@ -310,13 +341,14 @@ def _search_stages(output_dir, options, goals, model, teacher, train, test, vali
         logging.info("tfopt.pipeline: candidate %d of at most %d: %s", index + 1,
                      len(settings), _search_text(settings[index]))
         runs[index] = _run_stages(directory, dataclasses.replace(options, **settings[index]),
-                                  model, teacher, train, validation, float_validation)
+                                  model, teacher, train, validation, place, float_validation)
         return runs[index][-1]
 
     chosen, missed, tried = _search.search(evaluate, settings, goals,
                                            float_validation["tflite_accuracy"])
     chosen_dir = os.path.join(root, _candidate_name(chosen, settings[chosen]))
-    stages = [_stage(output_dir, FLOAT_STAGE, "float", lambda: (model, model, 0), model, test)]
+    stages = [_stage(output_dir, FLOAT_STAGE, "float", lambda: (model, model, 0), model, test,
+                     place)]
     for figures in runs[chosen][1:]:
         stage = figures["stage"]
         stages.append(_remeasured(output_dir, stage, os.path.join(chosen_dir, STAGES_DIR, stage),
@@ -387,24 +419,36 @@ def _versions():
     return versions
 
 
-def _stage(output_dir, stage, name, train_stage, teacher, test):
-    """The figures of `stage`: read back when it is done, else trained, written and read."""
+def _stage(output_dir, stage, name, train_stage, teacher, test, place):
+    """The figures of `stage`: read back when it is done, else trained, written and read.
+
+    Under multi_worker a stage is done when every worker wrote its copy: a
+    worker killed before writing trains it again, and the others with it.
+    Only the chief removes a stage's backup (the backups are the chief's).
+    """
     directory = os.path.join(output_dir, STAGES_DIR, stage)
-    if os.path.isdir(directory):
+    backup = _backup_dir(output_dir, stage) if place.task.chief else None
+    if _strategy.all_workers(place.strategy, os.path.isdir(directory)):
         logging.info("tfopt.pipeline: stage %s is done (%s)", stage, directory)
         # A run killed between writing the stage and removing its backup left it.
-        shutil.rmtree(_backup_dir(output_dir, stage), ignore_errors=True)
+        _remove(backup)
         return _figures.read_figures(directory)
+    shutil.rmtree(directory, ignore_errors=True)  # a worker's copy the others lack
     began = time.perf_counter()
     trained, plain, epochs = train_stage()
     with _files.atomic_path(directory, replace=False) as staging:
         figures = _figures.write_stage(staging, stage, name, trained, plain, teacher, test,
                                        epochs, time.perf_counter() - began)
     # The stage's files are whole: its training backup (if it trained) is not needed.
-    shutil.rmtree(_backup_dir(output_dir, stage), ignore_errors=True)
+    _remove(backup)
     logging.info("tfopt.pipeline: stage %s: TFLite %d bytes gzipped, accuracy %.4f", stage,
                  figures["tflite_gzip_bytes"], figures["tflite_accuracy"])
     return figures
+
+
+def _remove(backup):
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
 
 
 def _backup_dir(output_dir, stage):
@@ -418,18 +462,26 @@ def _load(output_dir, stage):
 
 
 def _claim(output_dir, record, overwrite):
-    """Writes run.json for a new run; checks it for a continued one."""
+    """Writes run.json for a new run; checks it for a continued one.
+
+    The strategy and the number of workers are recorded but do not make
+    another run: the replicas do (each trains on its share of a batch, and
+    BatchNormalization normalizes each share by itself), and a run of one
+    replica is the same under "default" and "mirrored".
+    """
     path = os.path.join(output_dir, RUN_FILE)
     if os.path.exists(path):
         with open(path, encoding="utf-8") as stream:
             existing = json.load(stream)
+        existing.setdefault("replicas", 1)  # run.json of runs before strategies
         if existing == record:
             return
-        if not overwrite:
-            changed = sorted(key for key in set(existing) | set(record)
-                             if existing.get(key) != record.get(key))
+        changed = sorted(key for key in set(existing) | set(record)
+                         if key not in _PLACEMENT and existing.get(key) != record.get(key))
+        if changed and not overwrite:
             raise RunConflict(output_dir, changed)
-        shutil.rmtree(os.path.join(output_dir, STAGES_DIR), ignore_errors=True)
+        if changed:
+            shutil.rmtree(os.path.join(output_dir, STAGES_DIR), ignore_errors=True)
     _files.write_text(path, json.dumps(record, indent=2, sort_keys=True))
 
 

@@ -16,6 +16,7 @@ from tfopt.distillation import _outputs as distillation_outputs
 from tfopt import pruning
 from tfopt import quantization
 from tfopt.pipeline import _resume
+from tfopt.pipeline import _strategy
 
 # A student learns from the teacher's softened logits and a little from the labels. A sweep of
 # the default recipe on Fashion-MNIST found alpha 0.5 no better than 0.1, and temperature 2
@@ -29,12 +30,16 @@ _LEARNING_RATE = 3e-3
 _RAMP_SHARE = 0.7
 
 
-def run_stage(name, model, teacher, train, options, index, backup_dir, callbacks=()):
+def run_stage(name, model, teacher, train, options, index, backup_dir, callbacks=(),
+              strategy=None):
     """Runs stage `name` on `model`; returns the stage's model (plain, or QAT for "qat").
 
     `model` itself is left as it was: pruning and quantization work on copies.
     The stage continues from the last epoch backed up in `backup_dir` and
-    leaves its backup there (see `_resume`).
+    leaves its backup there (see `_resume`). Under a `strategy` everything
+    the stage trains is made in its scope (the student, the Distiller, the
+    optimizer and a copy of the teacher), and the stage returns a copy with
+    plain variables of this process (`_strategy.local_copy`).
 
     Args:
       name: a stage of `_recipe.STAGES`.
@@ -46,12 +51,17 @@ def run_stage(name, model, teacher, train, options, index, backup_dir, callbacks
         the seed and the epoch draws each epoch's data order.
       backup_dir: the directory of the stage's `BackupAndRestore` backup.
       callbacks: more Keras callbacks for the stage's ``fit`` (progress).
+      strategy: a `tf.distribute.Strategy`, or None to train as plain Keras.
     """
+    teacher = _strategy.into_scope(teacher, strategy)
+
     def fit_distilled(student, more=()):
         return _fit_distilled(teacher, student, train, options, index,
                               [*callbacks, *more, _resume.backup(backup_dir)])
 
-    return _STAGES[name](model, train, options, fit_distilled)
+    with _strategy.scope(strategy):
+        trained = _STAGES[name](model, train, options, fit_distilled)
+    return _strategy.local_copy(trained, strategy)
 
 
 def _distill(model, train, options, fit_distilled):
