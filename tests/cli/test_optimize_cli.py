@@ -21,12 +21,14 @@ from tfopt.cli import optimize
 from tfopt.pipeline import _strategy
 
 FLAG_NAMES = ("model", "data", "output_dir", "recipe", "teacher", "width", "channel_fraction",
-              "sparsity", "criterion", "qat_scheme", "epochs_per_stage", "min_steps_per_stage", "batch_size",
-              "temperature", "max_accuracy_drop", "target_size_kb", "target_latency_us",
-              "formats", "model_name", "strategy", "seed", "overwrite")
+              "sparsity", "criterion", "qat_scheme", "epochs_per_stage", "min_steps_per_stage",
+              "batch_size", "temperature", "max_accuracy_drop", "target_size_kb",
+              "target_latency_us", "compare_tfmot", "formats", "model_name", "strategy", "seed",
+              "overwrite")
 # Defaults as --help shows them: the pipeline's, not those of tools sharing the flag.
 DEFAULTS = {"sparsity": "0.7", "criterion": "taylor", "batch_size": "64", "width": "0.75",
-            "channel_fraction": "0.4", "epochs_per_stage": "1", "recipe": "auto", "min_steps_per_stage": "300",
+            "channel_fraction": "0.4", "epochs_per_stage": "1", "recipe": "auto",
+            "min_steps_per_stage": "300", "compare_tfmot": "false",
             "qat_scheme": "int8_prune_preserving", "formats": "tflite_int8,saved_model",
             "strategy": "default", "seed": "0", "overwrite": "false"}
 

@@ -27,7 +27,7 @@ def float_model(digits_data):
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory, float_model, digits_data):
     """(the Result of a full run, its options as keyword arguments)."""
-    kwargs = dict(epochs_per_stage=EPOCHS_PER_STAGE, min_steps_per_stage=0, width=0.75, channel_fraction=0.25,
-                  sparsity=0.6, seed=3)
+    kwargs = dict(epochs_per_stage=EPOCHS_PER_STAGE, min_steps_per_stage=0, width=0.75,
+                  channel_fraction=0.25, sparsity=0.6, seed=3)
     output_dir = tmp_path_factory.mktemp("pipeline") / "run"
     return pipeline.optimize(float_model, digits_data, output_dir, **kwargs), kwargs

@@ -16,6 +16,7 @@ from tfopt.cli import _inputs
 from tfopt.cli._app import UsageError
 from tfopt.export import _layout
 from tfopt.pipeline import _builtin
+from tfopt.pipeline import _checks
 from tfopt.pipeline import _figures
 from tfopt.pipeline import _run
 from tfopt.pipeline import _search
@@ -121,7 +122,7 @@ def load_teacher(path, model, data):
         raise UsageError(f"{given} cannot be loaded: "
                          f"{lines[0] if lines else type(error).__name__}") from error
     try:
-        _run.validate_teacher(teacher, model, data[1])
+        _checks.validate_teacher(teacher, model, data[1])
     except ValueError as error:
         raise UsageError(f"{given}: {error}") from error
     return teacher

@@ -104,7 +104,7 @@ def read_figures(directory):
 
 
 def layers(model):
-    """Per weighted layer: name, type, output channels (or None) and share of zero kernel weights."""
+    """Per weighted layer: name, type, output channels (or None), share of zero kernel weights."""
     found = []
     for layer in model.layers:
         kernel = getattr(layer, "kernel", None)

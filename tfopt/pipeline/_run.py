@@ -1,16 +1,17 @@
 """`optimize`: the stages of a recipe run one after another, each saved before the next starts.
 
-The output directory holds run.json (what the run was asked to do) and one
+The output directory holds run.json (what the run was asked to do), one
 directory per finished stage, ``stages/NN-name/`` (model.keras, model.tflite,
-figures.json), each written whole or not at all. A run started again on the
-same directory continues after the last finished stage, and inside the stage
-it was in from its last finished epoch: a stage backs its training up into
-``stages/.backup-NN-name/`` each epoch and removes the backup once its
-directory is written (tfopt/pipeline/_resume.py). A finished run does
-nothing; a run asked to do something else there is refused unless
-``overwrite=True``. Under a distribution strategy (tfopt/pipeline/_strategy.py)
-the stages train on every replica; under multi_worker every worker keeps its
-own copy of the run and the chief's is the output directory itself.
+figures.json), each written whole or not at all (tfopt/pipeline/_sequence.py),
+the accuracy-aware search's candidates (``candidates/``, _search.py), tfmot's
+reference point (``reference/``, _tfmot_reference.py) and the report. A run
+started again on the same directory continues after the last finished stage,
+and inside the stage it was in from its last finished epoch
+(tfopt/pipeline/_resume.py). A finished run does nothing; a run asked to do
+something else there is refused unless ``overwrite=True``. Under a
+distribution strategy (tfopt/pipeline/_strategy.py) the stages train on every
+replica; under multi_worker every worker keeps its own copy of the run and the
+chief's is the output directory itself.
 """
 
 import dataclasses
@@ -20,21 +21,17 @@ import json
 import os
 import platform
 import shutil
-import time
 
 import numpy as np
-import tf_keras as keras
 from absl import logging
 
 from tfopt import _files
 from tfopt import _models
-from tfopt import quantization
-from tfopt.pipeline import _figures
+from tfopt.pipeline import _checks
 from tfopt.pipeline import _recipe
 from tfopt.pipeline import _report
-from tfopt.pipeline import _resume
 from tfopt.pipeline import _search
-from tfopt.pipeline import _stages
+from tfopt.pipeline import _sequence
 from tfopt.pipeline import _strategy
 
 RUN_FILE = "run.json"
@@ -42,11 +39,7 @@ REPORT_FILE = "report.md"
 # The packages whose versions a report names, so that the run can be repeated.
 _PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert",
              "numpy")
-STAGES_DIR = "stages"
-REFERENCE_DIR = "reference"
-# tfmot's recipe prunes this share of weights (its documented example's final sparsity).
-_TFMOT_SPARSITY = 0.8
-FLOAT_STAGE = "00-float"
+STAGES_DIR = _sequence.STAGES_DIR
 # What run.json says of where the run trains without making it another run.
 _PLACEMENT = ("strategy", "workers")
 
@@ -179,13 +172,13 @@ def optimize(model, data, output_dir, recipe="auto", width=0.75, channel_fractio
                               temperature=temperature, seed=seed)
     goals = _search.Goals(max_accuracy_drop, target_size_kb, target_latency_us)
     if goals.active:
-        _validate_searched_defaults(options)
+        _search.validate_searched_defaults(options)
     _models.validate_tf_keras_model(model, "pipeline.optimize")
     teacher = model if teacher is None else teacher
     if teacher is not model:
         _models.validate_tf_keras_model(teacher, "pipeline.optimize(teacher=...)")
-    train, test = _validate_data(data, model)
-    validate_teacher(teacher, model, test)
+    train, test = _checks.validate_data(data, model)
+    _checks.validate_teacher(teacher, model, test)
     if validation_data is not None:
         if not goals.active:
             raise ValueError("validation_data is for the accuracy-aware search; give "
@@ -194,7 +187,7 @@ def optimize(model, data, output_dir, recipe="auto", width=0.75, channel_fractio
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError(f"validation_data must be (x_val, y_val); got "
                              f"{type(validation_data).__name__}.")
-        validation_data, _ = _validate_data((validation_data, validation_data), model,
+        validation_data, _ = _checks.validate_data((validation_data, validation_data), model,
                                             names=("val", "val"))
     if not isinstance(output_dir, (str, os.PathLike)):
         raise TypeError(f"output_dir must be a path; got {output_dir!r}.")
@@ -220,21 +213,23 @@ def optimize(model, data, output_dir, recipe="auto", width=0.75, channel_fractio
     _claim(output_dir, record, overwrite)
 
     report = os.path.join(output_dir, REPORT_FILE)
-    names = stage_names(options)
+    names = _sequence.stage_names(options)
     finished = _strategy.all_workers(place.strategy, os.path.exists(report) and all(
         os.path.isdir(os.path.join(output_dir, STAGES_DIR, stage)) for stage in names))
     search = None
     if goals.active:
-        stages, candidates, search = _search_stages(output_dir, options, goals, model, teacher,
-                                                    train, test, validation_data, place)
+        stages, candidates, search = _search.run_search(output_dir, options, goals, model,
+                                                        teacher, train, test, validation_data,
+                                                        place)
     else:
-        stages = _run_stages(output_dir, options, model, teacher, train, test, place)
+        stages = _sequence.run_stages(output_dir, options, model, teacher, train, test, place)
         candidates = []
     missed = search["missed"] if search else []
     reference_points = {}
     if compare_tfmot:
-        reference_points = _tfmot_point(output_dir, model, train, test, options,
-                                        sum(stage["epochs"] for stage in stages[1:]))
+        from tfopt.pipeline import _tfmot_reference  # pylint: disable=import-outside-toplevel
+        reference_points = _tfmot_reference.reference_point(
+            output_dir, model, train, test, options, sum(stage["epochs"] for stage in stages[1:]))
     if finished:
         logging.info("tfopt.pipeline: %s holds this run, finished: nothing to do", output_dir)
         return Result(output_dir, stages, report, candidates, missed)
@@ -249,156 +244,6 @@ def optimize(model, data, output_dir, recipe="auto", width=0.75, channel_fractio
     _report.write(contents, output_dir)
     logging.info("tfopt.pipeline: report in %s", report)
     return Result(output_dir, stages, report, candidates, missed)
-
-
-def _tfmot_point(output_dir, model, train, test, options, epochs):
-    """{label: figures} of tfmot's recipe at `epochs`, run once into reference/tfmot/."""
-    label = f"tfmot prune {_TFMOT_SPARSITY:.0%} + PQAT"
-    directory = os.path.join(output_dir, REFERENCE_DIR, "tfmot")
-    if os.path.isdir(directory):
-        return {label: _figures.read_figures(directory)}
-    from tfopt.pipeline import _tfmot_reference  # pylint: disable=import-outside-toplevel
-    logging.info("tfopt.pipeline: tfmot's recipe for comparison: %d epoch(s)", max(2, epochs))
-    try:
-        with _files.atomic_path(directory, replace=False) as staging:
-            figures = _tfmot_reference.tfmot_recipe(
-                model, train, test, max(2, epochs), staging, batch_size=options.batch_size,
-                sparsity=_TFMOT_SPARSITY, seed=options.seed)
-            figures.pop("tflite_path")
-            with open(os.path.join(staging, _figures.FIGURES_FILE), "w",
-                      encoding="utf-8") as stream:
-                json.dump(figures, stream, indent=2, sort_keys=True)
-    except ValueError as error:  # a model tfmot cannot quantize: no reference point
-        logging.warning("tfopt.pipeline: no tfmot reference point: %s", error)
-        return {}
-    return {label: figures}
-
-
-def stage_names(options):
-    """The stage directories of a run of `options`, "00-float" first."""
-    return [FLOAT_STAGE] + [f"{index:02d}-{name}"
-                            for index, name in enumerate(options.recipe, start=1)]
-
-
-def _run_stages(output_dir, options, model, teacher, train, test, place,
-                measured_float=None):
-    """Runs (or reads back) every stage of `options.recipe` in `output_dir`; their figures.
-
-    `place`: the run's `_strategy.Placement`.
-
-    `measured_float`: the float stage's figures when they are measured
-    elsewhere (a search's candidates share one float stage).
-    """
-    names = stage_names(options)
-    stages = [measured_float or _stage(output_dir, FLOAT_STAGE, "float",
-                                       lambda: (model, model, 0), model, test, place)]
-    for index, name in enumerate(options.recipe, start=1):
-        stage, previous_stage = names[index], names[index - 1]
-
-        def train_stage(name=name, stage=stage, previous_stage=previous_stage, index=index):
-            # Every stage starts from the previous one as saved, on a first run as on a
-            # continued one; a stage that is done loads nothing.
-            previous = model if previous_stage == FLOAT_STAGE else _load(output_dir,
-                                                                          previous_stage)
-            keras.utils.set_random_seed(options.seed + index)
-            epochs = options.stage_epochs(len(train[0]))
-            logging.info("tfopt.pipeline: stage %s: %d epoch(s)", stage, epochs)
-            trained = _stages.run_stage(name, previous, teacher, train, options, index,
-                                        place.shared(_backup_dir(output_dir, stage)),
-                                        callbacks=[_resume.Progress(stage)],
-                                        strategy=place.strategy)
-            return trained, previous if name == "qat" else trained, epochs
-
-        stages.append(_stage(output_dir, stage, name, train_stage, model, test, place))
-    return stages
-
-
-def _search_stages(output_dir, options, goals, model, teacher, train, test, validation,
-                   place):
-    """The accuracy-aware search (`_search`): its chosen candidate's stages, measured on test.
-
-    Returns ``(stages, candidates, search)``: the chosen candidate's stages
-    re-measured on the test split, every candidate tried (its last stage on
-    the validation split, with "parameters_tried"), and what the report says
-    of the search.
-    """
-    held_out = validation is None
-    if held_out:
-        train, validation = _search.validation_split(train, options.seed)
-        logging.warning("tfopt.pipeline: the search judges candidates on %d training examples "
-                        "held out of the stages' training; if the float model trained on "
-                        "them, it scores too well there and the search errs toward milder "
-                        "settings (give validation data the model did not train on)",
-                        len(validation[0]))
-    settings = _search.rungs(options.recipe)
-    root = os.path.join(output_dir, _search.CANDIDATES_DIR)
-    float_validation = _stage(root, FLOAT_STAGE, "float", lambda: (model, model, 0), model,
-                              validation, place)
-    runs = {}
-
-    def evaluate(index):
-        directory = os.path.join(root, _candidate_name(index, settings[index]))
-        logging.info("tfopt.pipeline: candidate %d of at most %d: %s", index + 1,
-                     len(settings), _search_text(settings[index]))
-        runs[index] = _run_stages(directory, dataclasses.replace(options, **settings[index]),
-                                  model, teacher, train, validation, place, float_validation)
-        return runs[index][-1]
-
-    chosen, missed, tried = _search.search(evaluate, settings, goals,
-                                           float_validation["tflite_accuracy"])
-    chosen_dir = os.path.join(root, _candidate_name(chosen, settings[chosen]))
-    stages = [_stage(output_dir, FLOAT_STAGE, "float", lambda: (model, model, 0), model, test,
-                     place)]
-    for figures in runs[chosen][1:]:
-        stage = figures["stage"]
-        stages.append(_remeasured(output_dir, stage, os.path.join(chosen_dir, STAGES_DIR, stage),
-                                  model, test))
-    candidates = [{**runs[index][-1], "parameters_tried": settings[index],
-                   "missed": goals.missed(runs[index][-1], float_validation["tflite_accuracy"])}
-                  for index in tried]
-    if missed:
-        logging.warning("tfopt.pipeline: no candidate met %s; the best found (%s) is the run's "
-                        "result", ", ".join(_goal_text(goals, name) for name in missed),
-                        _search_text(settings[chosen]))
-    search = {"goals": goals.as_dict(), "chosen": settings[chosen], "missed": missed,
-              "validation_examples": len(validation[0]),
-              "validation": ("held out of the training data" if held_out
-                             else "validation data given to the run"),
-              "float_validation_accuracy": float_validation["tflite_accuracy"],
-              "candidates_tried": len(tried), "ladder": settings}
-    return stages, candidates, search
-
-
-def _candidate_name(index, setting):
-    return f"{index:02d}-" + "-".join(f"{name}{value:g}" for name, value in setting.items())
-
-
-def _search_text(setting):
-    return ", ".join(f"{name}={value:g}" for name, value in setting.items()) or "the recipe"
-
-
-def _goal_text(goals, name):
-    return f"{name}={getattr(goals, name):g}"
-
-
-def _remeasured(output_dir, stage, source, teacher, test):
-    """The candidate's stage `source` copied into the run and measured on the test split."""
-    directory = os.path.join(output_dir, STAGES_DIR, stage)
-    if os.path.isdir(directory):
-        return _figures.read_figures(directory)
-    with _files.atomic_path(directory, replace=False) as staging:
-        return _figures.remeasure(source, staging, teacher, test)
-
-
-def _validate_searched_defaults(options):
-    defaults = _recipe.Options()
-    given = [f"{name}={getattr(options, name)!r}" for name in _search.PARAMETERS
-             if getattr(options, name) != getattr(defaults, name)]
-    if given:
-        raise ValueError(f"{', '.join(given)}: the accuracy-aware search (max_accuracy_drop, "
-                         f"target_size_kb, target_latency_us) chooses "
-                         f"{', '.join(_search.PARAMETERS)} itself; leave them at their "
-                         "defaults, or give no search goal to run with your values.")
 
 
 def _call_text(options, goals):
@@ -417,48 +262,6 @@ def _versions():
         except importlib.metadata.PackageNotFoundError:
             versions[package] = "not installed"
     return versions
-
-
-def _stage(output_dir, stage, name, train_stage, teacher, test, place):
-    """The figures of `stage`: read back when it is done, else trained, written and read.
-
-    Under multi_worker a stage is done when every worker wrote its copy: a
-    worker killed before writing trains it again, and the others with it.
-    Only the chief removes a stage's backup (the backups are the chief's).
-    """
-    directory = os.path.join(output_dir, STAGES_DIR, stage)
-    backup = _backup_dir(output_dir, stage) if place.task.chief else None
-    if _strategy.all_workers(place.strategy, os.path.isdir(directory)):
-        logging.info("tfopt.pipeline: stage %s is done (%s)", stage, directory)
-        # A run killed between writing the stage and removing its backup left it.
-        _remove(backup)
-        return _figures.read_figures(directory)
-    shutil.rmtree(directory, ignore_errors=True)  # a worker's copy the others lack
-    began = time.perf_counter()
-    trained, plain, epochs = train_stage()
-    with _files.atomic_path(directory, replace=False) as staging:
-        figures = _figures.write_stage(staging, stage, name, trained, plain, teacher, test,
-                                       epochs, time.perf_counter() - began)
-    # The stage's files are whole: its training backup (if it trained) is not needed.
-    _remove(backup)
-    logging.info("tfopt.pipeline: stage %s: TFLite %d bytes gzipped, accuracy %.4f", stage,
-                 figures["tflite_gzip_bytes"], figures["tflite_accuracy"])
-    return figures
-
-
-def _remove(backup):
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
-
-
-def _backup_dir(output_dir, stage):
-    """Where stage `stage` backs its training up; hidden beside the stage directories."""
-    return os.path.join(output_dir, STAGES_DIR, f".backup-{stage}")
-
-
-def _load(output_dir, stage):
-    path = os.path.join(output_dir, STAGES_DIR, stage, _figures.MODEL_FILE)
-    return quantization.load_model(path, compile=False)
 
 
 def _claim(output_dir, record, overwrite):
@@ -503,49 +306,3 @@ def _fingerprint(parts):
     return digest.hexdigest()
 
 
-def validate_teacher(teacher, model, test):
-    """Raises ValueError unless `teacher` takes `model`'s inputs and gives its classes.
-
-    A teacher the pipeline cannot see into (a wrapped SavedModel) must give
-    logits: its rows may not look like probabilities.
-    """
-    if teacher is model:
-        return
-    if tuple(teacher.input_shape[1:]) != tuple(model.input_shape[1:]) or \
-            tuple(teacher.output_shape[1:]) != tuple(model.output_shape[1:]):
-        raise ValueError(f"teacher {teacher.name!r} maps {tuple(teacher.input_shape[1:])} to "
-                         f"{tuple(teacher.output_shape[1:])}; the model maps "
-                         f"{tuple(model.input_shape[1:])} to {tuple(model.output_shape[1:])}. "
-                         "Give a teacher of the same task.")
-    if _stages.outputs_kind(teacher) == "probabilities":
-        return
-    outputs = np.asarray(teacher.predict(test[0][:32], verbose=0))
-    if outputs.min() >= 0 and np.allclose(outputs.sum(axis=-1), 1, atol=1e-3):
-        raise ValueError(f"teacher {teacher.name!r} outputs what look like probabilities (its "
-                         "rows are non-negative and sum to 1), but does not end in a softmax "
-                         "layer the stages could see; give a teacher that outputs logits.")
-
-
-def _validate_data(data, model, names=("train", "test")):
-    try:
-        (x_train, y_train), (x_test, y_test) = data
-    except (TypeError, ValueError):
-        raise ValueError("data must be ((x_train, y_train), (x_test, y_test)); got "
-                         f"{type(data).__name__}.") from None
-    classes = model.output_shape[-1]
-    split = {}
-    for where, x, y in ((names[0], x_train, y_train), (names[1], x_test, y_test)):
-        x, y = np.asarray(x), np.asarray(y)
-        if x.shape[1:] != tuple(model.input_shape[1:]):
-            raise ValueError(f"data: x_{where} has examples of shape {x.shape[1:]}; the model "
-                             f"takes {tuple(model.input_shape[1:])}.")
-        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"data: y_{where} must be {len(x)} integer class ids (shape "
-                             f"({len(x)},)); got shape {y.shape}, dtype {y.dtype}.")
-        if len(y) and (y.min() < 0 or y.max() >= classes):
-            raise ValueError(f"data: y_{where} holds classes {y.min()}..{y.max()}; the model "
-                             f"has {classes} outputs (0..{classes - 1}).")
-        if not len(x):
-            raise ValueError(f"data: x_{where} holds no examples.")
-        split[where] = (x.astype(np.float32), y)
-    return split[names[0]], split[names[1]]

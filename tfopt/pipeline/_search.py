@@ -24,8 +24,13 @@ proxy such as parameter count.
 
 import dataclasses
 import math
+import os
 
 import numpy as np
+from absl import logging
+
+from tfopt.pipeline import _recipe
+from tfopt.pipeline import _sequence
 
 # (width, channel_fraction, sparsity), mildest first; the pipeline's defaults are a rung.
 LADDER = ((1.0, 0.25, 0.5), (1.0, 0.4, 0.6), (0.75, 0.25, 0.6), (0.75, 0.4, 0.7),
@@ -187,3 +192,84 @@ def _first_true(predicate, count, start):
             low = probe + 1
         probe = (low + high) // 2
     return found
+
+
+def run_search(output_dir, options, goals, model, teacher, train, test, validation, place):
+    """Runs the search in `output_dir`: its chosen candidate's stages, measured on `test`.
+
+    Returns ``(stages, candidates, search)``: the chosen candidate's stages
+    re-measured on the test split, every candidate tried (its last stage on
+    the validation split, with "parameters_tried"), and what the report says
+    of the search.
+    """
+    held_out = validation is None
+    if held_out:
+        train, validation = validation_split(train, options.seed)
+        logging.warning("tfopt.pipeline: the search judges candidates on %d training examples "
+                        "held out of the stages' training; if the float model trained on "
+                        "them, it scores too well there and the search errs toward milder "
+                        "settings (give validation data the model did not train on)",
+                        len(validation[0]))
+    settings = rungs(options.recipe)
+    root = os.path.join(output_dir, CANDIDATES_DIR)
+    float_validation = _sequence.finish_stage(root, _sequence.FLOAT_STAGE, "float",
+                                       lambda: (model, model, 0), model, validation, place)
+    runs = {}
+
+    def evaluate(index):
+        directory = os.path.join(root, _candidate_name(index, settings[index]))
+        logging.info("tfopt.pipeline: candidate %d of at most %d: %s", index + 1,
+                     len(settings), _search_text(settings[index]))
+        runs[index] = _sequence.run_stages(
+            directory, dataclasses.replace(options, **settings[index]), model, teacher, train,
+            validation, place, float_validation)
+        return runs[index][-1]
+
+    chosen, missed, tried = search(evaluate, settings, goals,
+                                   float_validation["tflite_accuracy"])
+    chosen_dir = os.path.join(root, _candidate_name(chosen, settings[chosen]))
+    stages = [_sequence.finish_stage(output_dir, _sequence.FLOAT_STAGE, "float",
+                              lambda: (model, model, 0), model, test, place)]
+    for figures in runs[chosen][1:]:
+        stage = figures["stage"]
+        stages.append(_sequence.remeasured(
+            output_dir, stage, os.path.join(chosen_dir, _sequence.STAGES_DIR, stage), model,
+            test))
+    candidates = [{**runs[index][-1], "parameters_tried": settings[index],
+                   "missed": goals.missed(runs[index][-1], float_validation["tflite_accuracy"])}
+                  for index in tried]
+    if missed:
+        logging.warning("tfopt.pipeline: no candidate met %s; the best found (%s) is the run's "
+                        "result", ", ".join(_goal_text(goals, name) for name in missed),
+                        _search_text(settings[chosen]))
+    summary = {"goals": goals.as_dict(), "chosen": settings[chosen], "missed": missed,
+               "validation_examples": len(validation[0]),
+               "validation": ("held out of the training data" if held_out
+                              else "validation data given to the run"),
+               "float_validation_accuracy": float_validation["tflite_accuracy"],
+               "candidates_tried": len(tried), "ladder": settings}
+    return stages, candidates, summary
+
+
+def _candidate_name(index, setting):
+    return f"{index:02d}-" + "-".join(f"{name}{value:g}" for name, value in setting.items())
+
+
+def _search_text(setting):
+    return ", ".join(f"{name}={value:g}" for name, value in setting.items()) or "the recipe"
+
+
+def _goal_text(goals, name):
+    return f"{name}={getattr(goals, name):g}"
+
+
+def validate_searched_defaults(options):
+    """Raises ValueError if `options` sets a parameter the search chooses."""
+    defaults = _recipe.Options()
+    given = [f"{name}={getattr(options, name)!r}" for name in PARAMETERS
+             if getattr(options, name) != getattr(defaults, name)]
+    if given:
+        raise ValueError(f"{', '.join(given)}: the accuracy-aware search (max_accuracy_drop, "
+                         f"target_size_kb, target_latency_us) chooses "
+                         f"{', '.join(PARAMETERS)} itself; leave them at their "
+                         "defaults, or give no search goal to run with your values.")

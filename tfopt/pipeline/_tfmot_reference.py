@@ -12,6 +12,7 @@ with `tfopt.export.verify_tflite`, so both sides count bytes, accuracy and
 latency the same way.
 """
 
+import json
 import math
 import os
 import time
@@ -20,12 +21,19 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
+from absl import logging
 from ai_edge_litert.interpreter import Interpreter
 
+from tfopt import _files
 from tfopt import _models
 from tfopt import export
+from tfopt.pipeline import _figures
 
 TFLITE_FILE = "tfmot_prune_pqat.tflite"
+# A run's reference point lives in <output_dir>/reference/tfmot/, pruned this much (the final
+# sparsity of tfmot's documented example).
+REFERENCE_DIR = "reference"
+REFERENCE_SPARSITY = 0.8
 # As the pipeline's pruning stages: the schedule reaches its final sparsity at 70% of the
 # pruning steps and the rest train at that sparsity.
 _RAMP_SHARE = 0.7
@@ -194,3 +202,25 @@ def _validate_split(split, name, model):
         raise ValueError(f"tfmot_recipe: {name} y must be {len(x)} integer class ids; got "
                          f"shape {y.shape}, dtype {y.dtype}.")
     return x, y
+
+
+def reference_point(output_dir, model, train, test, options, epochs):
+    """{label: figures} of tfmot's recipe at `epochs`, run once into reference/tfmot/."""
+    label = f"tfmot prune {REFERENCE_SPARSITY:.0%} + PQAT"
+    directory = os.path.join(output_dir, REFERENCE_DIR, "tfmot")
+    if os.path.isdir(directory):
+        return {label: _figures.read_figures(directory)}
+    logging.info("tfopt.pipeline: tfmot's recipe for comparison: %d epoch(s)", max(2, epochs))
+    try:
+        with _files.atomic_path(directory, replace=False) as staging:
+            figures = tfmot_recipe(
+                model, train, test, max(2, epochs), staging, batch_size=options.batch_size,
+                sparsity=REFERENCE_SPARSITY, seed=options.seed)
+            figures.pop("tflite_path")
+            with open(os.path.join(staging, _figures.FIGURES_FILE), "w",
+                      encoding="utf-8") as stream:
+                json.dump(figures, stream, indent=2, sort_keys=True)
+    except ValueError as error:  # a model tfmot cannot quantize: no reference point
+        logging.warning("tfopt.pipeline: no tfmot reference point: %s", error)
+        return {}
+    return {label: figures}
