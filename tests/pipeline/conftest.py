@@ -1,6 +1,9 @@
 """A pipeline run on digits shared by the tests: a tiny CNN, every stage, one epoch each."""
 
+import shutil
+
 import pytest
+import tf_keras as keras
 
 from tests.conftest import compile_model
 from tests.conftest import small_cnn
@@ -31,3 +34,44 @@ def finished_run(tmp_path_factory, float_model, digits_data):
                   channel_fraction=0.25, sparsity=0.6, seed=3)
     output_dir = tmp_path_factory.mktemp("pipeline") / "run"
     return pipeline.optimize(float_model, digits_data, output_dir, **kwargs), kwargs
+
+
+class KeepBackup(keras.callbacks.Callback):
+    """Copies a stage's backup as `epoch` begins: what a kill during that epoch leaves."""
+
+    def __init__(self, epoch, backup, copy):
+        super().__init__()
+        self.epoch, self.backup, self.copy = epoch, backup, copy
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            shutil.copytree(self.backup, self.copy)
+
+
+class TrainingState(keras.callbacks.Callback):
+    """Keeps the first epoch ``fit`` ran and, at its end, every weight and optimizer value.
+
+    `weights` maps (place, kind) to values, kind being "mask", "pruning_step"
+    or "": Keras numbers layer names by how many this process made, so places
+    match across runs where names do not. Values are read with ``.numpy()``,
+    which a distribution strategy's variables allow (``np.array`` refuses them).
+    The Distiller's weights are the student's (masks, pruning steps and
+    quantizer ranges of its wrappers included) and the teacher's.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.first_epoch = self.weights = self.optimizer = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+
+    def on_train_end(self, logs=None):
+        self.weights = {(index, _kind(weight.name)): weight.numpy()
+                        for index, weight in enumerate(self.model.weights)}
+        self.optimizer = [variable.numpy() for variable in self.model.optimizer.variables]
+
+
+def _kind(name):
+    return next((kind for kind in ("pruning_step", "mask") if kind in name), "")

@@ -7,7 +7,6 @@ masks of an uninterrupted run; a kill never leaves a half-written stage.
 """
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +18,8 @@ import tf_keras as keras
 
 from tests.conftest import compile_model
 from tests.conftest import small_cnn
+from tests.pipeline.conftest import KeepBackup
+from tests.pipeline.conftest import TrainingState
 from tfopt import quantization
 from tfopt.pipeline import _figures
 from tfopt.pipeline import _recipe
@@ -46,42 +47,6 @@ pipeline.optimize(model, datasets.load_digits(), sys.argv[1], **{options!r})
 """
 
 
-class _KeepBackup(keras.callbacks.Callback):
-    """Copies the stage's backup as `epoch` begins: what a kill during that epoch leaves."""
-
-    def __init__(self, epoch, backup, copy):
-        super().__init__()
-        self.epoch, self.backup, self.copy = epoch, backup, copy
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            shutil.copytree(self.backup, self.copy)
-
-
-class _State(keras.callbacks.Callback):
-    """Keeps the first epoch ``fit`` ran and, at its end, every weight and optimizer value."""
-
-    def __init__(self):
-        super().__init__()
-        self.first_epoch = None
-        self.weights = self.optimizer = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if self.first_epoch is None:
-            self.first_epoch = epoch
-
-    def on_train_end(self, logs=None):
-        # The Distiller's weights: the student's (masks and pruning steps of its
-        # wrappers, quantizer ranges included) and the teacher's.
-        # Keyed by place: Keras numbers layer names by how many this process made.
-        self.weights = {(i, _kind(w.name)): w.numpy() for i, w in enumerate(self.model.weights)}
-        self.optimizer = [np.array(v) for v in self.model.optimizer.variables]
-
-
-def _kind(name):
-    return next((kind for kind in ("pruning_step", "mask") if kind in name), "")
-
-
 # channels is restored too (its backup in the SIGKILL test below); left out here for time.
 @pytest.mark.parametrize("name", ["unstructured", "qat"])
 def test_an_interrupted_stage_continues_to_the_state_of_an_uninterrupted_one(
@@ -97,10 +62,10 @@ def test_an_interrupted_stage_continues_to_the_state_of_an_uninterrupted_one(
         return _stages.run_stage(name, start, teacher, train, options, 2, str(backup),
                                  callbacks=callbacks)
 
-    straight = _State()
-    run(tmp_path / "straight", [straight, _KeepBackup(1, tmp_path / "straight",
-                                                      tmp_path / "killed")])
-    resumed = _State()
+    straight = TrainingState()
+    run(tmp_path / "straight", [straight, KeepBackup(1, tmp_path / "straight",
+                                                     tmp_path / "killed")])
+    resumed = TrainingState()
     run(tmp_path / "killed", [resumed])
 
     assert (straight.first_epoch, resumed.first_epoch) == (0, 1)
