@@ -73,5 +73,20 @@ class TrainingState(keras.callbacks.Callback):
         self.optimizer = [variable.numpy() for variable in self.model.optimizer.variables]
 
 
+def straight_and_resumed(run, tmp_path):
+    """The `TrainingState`s of a stage run through and of one continued after its first epoch.
+
+    `run(backup_dir, callbacks)` trains the stage from the same start each
+    time; the continued run starts from a copy of the first run's backup as
+    its second epoch began, which is what a kill during that epoch leaves.
+    """
+    straight, resumed = TrainingState(), TrainingState()
+    run(tmp_path / "straight", [straight, KeepBackup(1, tmp_path / "straight",
+                                                     tmp_path / "killed")])
+    run(tmp_path / "killed", [resumed])
+    assert (straight.first_epoch, resumed.first_epoch) == (0, 1)
+    return straight, resumed
+
+
 def _kind(name):
     return next((kind for kind in ("pruning_step", "mask") if kind in name), "")

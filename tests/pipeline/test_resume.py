@@ -18,8 +18,7 @@ import tf_keras as keras
 
 from tests.conftest import compile_model
 from tests.conftest import small_cnn
-from tests.pipeline.conftest import KeepBackup
-from tests.pipeline.conftest import TrainingState
+from tests.pipeline.conftest import straight_and_resumed
 from tfopt import quantization
 from tfopt.pipeline import _figures
 from tfopt.pipeline import _recipe
@@ -62,13 +61,7 @@ def test_an_interrupted_stage_continues_to_the_state_of_an_uninterrupted_one(
         return _stages.run_stage(name, start, teacher, train, options, 2, str(backup),
                                  callbacks=callbacks)
 
-    straight = TrainingState()
-    run(tmp_path / "straight", [straight, KeepBackup(1, tmp_path / "straight",
-                                                     tmp_path / "killed")])
-    resumed = TrainingState()
-    run(tmp_path / "killed", [resumed])
-
-    assert (straight.first_epoch, resumed.first_epoch) == (0, 1)
+    straight, resumed = straight_and_resumed(run, tmp_path)
     assert len(resumed.optimizer) == len(straight.optimizer) > 1  # step count and slots
     assert int(resumed.optimizer[0]) == int(straight.optimizer[0]) == 2 * 4
     for got, want in zip(resumed.optimizer, straight.optimizer):

@@ -20,8 +20,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tests.conftest import compile_model
-from tests.pipeline.conftest import KeepBackup
-from tests.pipeline.conftest import TrainingState
+from tests.pipeline.conftest import straight_and_resumed
 from tfopt import pipeline
 from tfopt import quantization
 from tfopt.pipeline import _figures
@@ -299,12 +298,7 @@ def test_an_interrupted_stage_continues_under_the_strategy_to_the_uninterrupted_
         return _stages.run_stage(name, plain_cnn, plain_cnn, train, options, 2, str(backup),
                                  callbacks=callbacks, strategy=mirrored_strategy)
 
-    straight = TrainingState()
-    run(tmp_path / "straight", [straight, KeepBackup(1, tmp_path / "straight",
-                                                     tmp_path / "killed")])
-    resumed = TrainingState()
-    run(tmp_path / "killed", [resumed])
-    assert (straight.first_epoch, resumed.first_epoch) == (0, 1)
+    straight, resumed = straight_and_resumed(run, tmp_path)
     assert int(resumed.optimizer[0]) == int(straight.optimizer[0]) == 2 * 10
     _assert_close(resumed.optimizer, straight.optimizer, atol=ATOL)
     assert resumed.weights.keys() == straight.weights.keys()
