@@ -47,21 +47,13 @@ def write_stage(directory, stage, name, model, plain, teacher, test, epochs, sec
     model.save(model_path)
     keras_bytes, keras_gzip = measure.file_size(model_path)
     tflite_path = os.path.join(directory, TFLITE_FILE)
-    x, y = test
     export.tflite(model, tflite_path, mode="int8" if name == "qat" else "float32")
-    tflite = export.verify_tflite(tflite_path, x, y, reference=teacher,
-                                  latency_runs=_LATENCY_RUNS)
-    keras_predictions = np.argmax(model.predict(x, batch_size=256, verbose=0), axis=-1)
     figures = {
         "stage": stage, "name": name, "epochs": epochs,
         "parameters": int(plain.count_params()),
         "mflops": pruning.count_flops(plain) / 1e6,
         "keras_bytes": keras_bytes, "keras_gzip_bytes": keras_gzip,
-        "tflite_bytes": tflite["bytes"], "tflite_gzip_bytes": tflite["gzip_bytes"],
-        "keras_accuracy": float(np.mean(keras_predictions == np.asarray(y))),
-        "tflite_accuracy": float(tflite["accuracy"]),
-        "agreement": float(tflite["agreement"]),
-        "latency_ms": float(tflite["latency_ms"]),
+        **_measured(model, tflite_path, teacher, test),
         "layers": layers(plain),
     }
     figures["wall_seconds"] = round(seconds + time.perf_counter() - began, 2)
@@ -72,25 +64,31 @@ def write_stage(directory, stage, name, model, plain, teacher, test, epochs, sec
 def remeasure(source, directory, teacher, test):
     """Copies stage directory `source` into `directory` (a staging path), measured on `test`.
 
-    What the files are (sizes, parameters, FLOPs, layers) and how they were
-    trained (epochs, wall time) stay the source's; accuracy, agreement and
-    latency are measured again. Returns the new figures.
+    What the files are (parameters, FLOPs, layers) and how they were trained
+    (epochs, wall time) stay the source's; what `write_stage` measures on the
+    test split is measured again. Returns the new figures.
     """
     figures = read_figures(source)
     os.makedirs(directory)
     for name in (MODEL_FILE, TFLITE_FILE):
         shutil.copyfile(os.path.join(source, name), os.path.join(directory, name))
-    x, y = test
     model = quantization.load_model(os.path.join(directory, MODEL_FILE), compile=False)
-    tflite = export.verify_tflite(os.path.join(directory, TFLITE_FILE), x, y,
-                                  reference=teacher, latency_runs=_LATENCY_RUNS)
-    keras_predictions = np.argmax(model.predict(x, batch_size=256, verbose=0), axis=-1)
-    figures.update({"keras_accuracy": float(np.mean(keras_predictions == np.asarray(y))),
-                    "tflite_accuracy": float(tflite["accuracy"]),
-                    "agreement": float(tflite["agreement"]),
-                    "latency_ms": float(tflite["latency_ms"])})
+    figures.update(_measured(model, os.path.join(directory, TFLITE_FILE), teacher, test))
     _write_figures(directory, figures)
     return figures
+
+
+def _measured(model, tflite_path, teacher, test):
+    """What is measured on `test`: TFLite sizes, Keras and TFLite accuracy, agreement, latency."""
+    x, y = test
+    tflite = export.verify_tflite(tflite_path, x, y, reference=teacher,
+                                  latency_runs=_LATENCY_RUNS)
+    keras_predictions = np.argmax(model.predict(x, batch_size=256, verbose=0), axis=-1)
+    return {"tflite_bytes": tflite["bytes"], "tflite_gzip_bytes": tflite["gzip_bytes"],
+            "keras_accuracy": float(np.mean(keras_predictions == np.asarray(y))),
+            "tflite_accuracy": float(tflite["accuracy"]),
+            "agreement": float(tflite["agreement"]),
+            "latency_ms": float(tflite["latency_ms"])}
 
 
 def _write_figures(directory, figures):

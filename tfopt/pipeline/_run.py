@@ -188,7 +188,7 @@ def optimize(model, data, output_dir, recipe="auto", width=0.75, channel_fractio
             raise ValueError(f"validation_data must be (x_val, y_val); got "
                              f"{type(validation_data).__name__}.")
         validation_data, _ = _checks.validate_data((validation_data, validation_data), model,
-                                            names=("val", "val"))
+                                                   names=("val", "val"))
     if not isinstance(output_dir, (str, os.PathLike)):
         raise TypeError(f"output_dir must be a path; got {output_dir!r}.")
     place = _strategy.Placement(_strategy.make(strategy), os.fspath(output_dir))

@@ -56,8 +56,7 @@ class SavedModelTeacher(keras.layers.Layer):
 
 def _callable_of(restored, path):
     """(function, output key or None) of a restored SavedModel."""
-    if callable(restored) and hasattr(restored, "__call__") and \
-            getattr(restored.__call__, "concrete_functions", None):
+    if getattr(getattr(restored, "__call__", None), "concrete_functions", None):
         return restored.__call__, None
     signature = getattr(restored, "signatures", {}).get(_SIGNATURE)
     if signature is None:
