@@ -172,6 +172,13 @@ def test_a_target_no_candidate_meets_ends_with_the_best_found_and_names_it(
     assert "**No candidate met target_size_kb.**" in markdown
     assert "held out of the training data" in markdown
 
+    # Started over with other options: the old run's candidates are not taken for new ones.
+    again = pipeline.optimize(float_model, digits_data, tmp_path / "run", target_size_kb=0.05,
+                              overwrite=True, **{**SEARCH_OPTIONS, "min_steps_per_stage": 0,
+                                                 "epochs_per_stage": 2})
+    assert [candidate["epochs"] for candidate in again.candidates] == [2] * len(
+        again.candidates)
+
 
 @pytest.mark.parametrize("kwargs", [dict(width=0.25), dict(sparsity=0.9, channel_fraction=0.3)])
 def test_the_searched_parameters_cannot_be_given_with_a_goal(tmp_path, float_model, digits_data,

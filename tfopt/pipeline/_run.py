@@ -40,6 +40,8 @@ REPORT_FILE = "report.md"
 _PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert",
              "numpy")
 STAGES_DIR = _sequence.STAGES_DIR
+# tfmot's recipe for comparison (compare_tfmot) runs into <output_dir>/reference/tfmot/.
+REFERENCE_DIR = "reference"
 # What run.json says of where the run trains without making it another run.
 _PLACEMENT = ("strategy", "workers")
 
@@ -229,7 +231,8 @@ def optimize(model, data, output_dir, recipe="auto", width=0.75, channel_fractio
     if compare_tfmot:
         from tfopt.pipeline import _tfmot_reference  # pylint: disable=import-outside-toplevel
         reference_points = _tfmot_reference.reference_point(
-            output_dir, model, train, test, options, sum(stage["epochs"] for stage in stages[1:]))
+            os.path.join(output_dir, REFERENCE_DIR, "tfmot"), model, train, test, options,
+            sum(stage["epochs"] for stage in stages[1:]))
     if finished:
         logging.info("tfopt.pipeline: %s holds this run, finished: nothing to do", output_dir)
         return Result(output_dir, stages, report, candidates, missed)
@@ -283,8 +286,9 @@ def _claim(output_dir, record, overwrite):
                          if key not in _PLACEMENT and existing.get(key) != record.get(key))
         if changed and not overwrite:
             raise RunConflict(output_dir, changed)
-        if changed:
-            shutil.rmtree(os.path.join(output_dir, STAGES_DIR), ignore_errors=True)
+        for produced in (STAGES_DIR, _search.CANDIDATES_DIR, REFERENCE_DIR) if changed else ():
+            # Another run's files: read back as done, they would stand in for this run's.
+            shutil.rmtree(os.path.join(output_dir, produced), ignore_errors=True)
     _files.write_text(path, json.dumps(record, indent=2, sort_keys=True))
 
 

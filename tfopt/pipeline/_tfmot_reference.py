@@ -30,9 +30,7 @@ from tfopt import export
 from tfopt.pipeline import _figures
 
 TFLITE_FILE = "tfmot_prune_pqat.tflite"
-# A run's reference point lives in <output_dir>/reference/tfmot/, pruned this much (the final
-# sparsity of tfmot's documented example).
-REFERENCE_DIR = "reference"
+# A run's reference point is pruned this much (the final sparsity of tfmot's documented example).
 REFERENCE_SPARSITY = 0.8
 # As the pipeline's pruning stages: the schedule reaches its final sparsity at 70% of the
 # pruning steps and the rest train at that sparsity.
@@ -204,10 +202,9 @@ def _validate_split(split, name, model):
     return x, y
 
 
-def reference_point(output_dir, model, train, test, options, epochs):
-    """{label: figures} of tfmot's recipe at `epochs`, run once into reference/tfmot/."""
+def reference_point(directory, model, train, test, options, epochs):
+    """{label: figures} of tfmot's recipe at `epochs`, run once into `directory` (kept)."""
     label = f"tfmot prune {REFERENCE_SPARSITY:.0%} + PQAT"
-    directory = os.path.join(output_dir, REFERENCE_DIR, "tfmot")
     if os.path.isdir(directory):
         return {label: _figures.read_figures(directory)}
     logging.info("tfopt.pipeline: tfmot's recipe for comparison: %d epoch(s)", max(2, epochs))
