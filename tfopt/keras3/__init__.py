@@ -1,0 +1,22 @@
+"""tfopt for Keras 3 models (``import keras``).
+
+The same techniques as tfopt's tf-keras path, for Keras 3 Sequential and
+Functional models, under the same names: ``tfopt.keras3.pruning``,
+``tfopt.keras3.quantization``, ``tfopt.keras3.distillation`` and
+``tfopt.keras3.export``. Importing them never sets ``TF_USE_LEGACY_KERAS``,
+never imports tfmot, and leaves ``tf.keras`` whatever it was.
+"""
+
+import importlib
+
+__all__ = ["export"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        return importlib.import_module(f"tfopt.keras3.{name}")
+    raise AttributeError(f"module 'tfopt.keras3' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
