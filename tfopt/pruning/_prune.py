@@ -5,7 +5,7 @@ from absl import logging
 from tfopt import _clone
 from tfopt.pruning import _criteria
 from tfopt.pruning import _graph
-from tfopt.pruning import _masks
+from tfopt.core import masks as _masks
 from tfopt.pruning import _registry
 from tfopt.pruning import _schedules
 from tfopt.pruning._wrapper import PruneWrapper

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 
 from tfopt import _clone
-from tfopt.pruning import _masks
+from tfopt.core import masks as _masks
 from tfopt.pruning._wrapper import PruneWrapper
 
 

@@ -21,7 +21,7 @@ from absl import logging
 from tfopt import _clone
 from tfopt.pruning import _channels
 from tfopt.pruning import _graph
-from tfopt.pruning import _masks
+from tfopt.core import masks as _masks
 from tfopt.pruning import _registry
 from tfopt.pruning import _slices
 from tfopt.pruning._prune import wrappers

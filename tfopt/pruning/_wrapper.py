@@ -8,8 +8,9 @@ import tensorflow as tf
 import tf_keras as keras
 from absl import logging
 
+from tfopt.core import mask_updates
+from tfopt.core import masks as _masks
 from tfopt.pruning import _criteria
-from tfopt.pruning import _masks
 from tfopt.pruning import _registry
 from tfopt.pruning import _schedules
 
@@ -293,48 +294,32 @@ class PruneWrapper(keras.layers.Wrapper):
 
     def prune_to(self, sparsity):
         """Updates the masks to `sparsity` now; returns the unit mask under "channels"."""
-        scored = [e for e in self._entries if e.scored]
-        weights = {id(e): e.variable.numpy() for e in self._entries}
-        statistics = {id(e): None if e.statistic is None else e.statistic.numpy() for e in scored}
+        weights = self._masked_weights()
+        warning = mask_updates.n_of_m_mismatch(self.structure, sparsity)
+        if warning is not None and not self._warned_n_of_m:
+            logging.warning("Layer %s: %s", self.layer.name, warning)
+            self._warned_n_of_m = True
         key = self.layer.name if self.score_key is None else self.score_key
-        scores = {id(e): self.criterion.scores(weights[id(e)], statistics[id(e)],
-                                               f"{key}/{e.target.path}")
-                  for e in scored}
-        unit_mask = None
-        if self.structure == _masks.UNSTRUCTURED:
-            new = {id(e): _masks.unstructured_mask(scores[id(e)], sparsity, e.mask.numpy())
-                   for e in scored}
-        elif self.structure == _masks.CHANNELS:
-            importance = sum(_masks.unit_scores(scores[id(e)], e.target.unit_axis)
-                             for e in scored)
-            unit_mask = _masks.channel_mask(importance, sparsity, self.unit_mask())
-            new = {id(e): _masks.expand_unit_mask(unit_mask, e.variable.shape,
-                                                  e.target.unit_axis)
-                   for e in self._entries}
-        else:
-            n, m = self.structure
-            if sparsity <= 0.0:
-                return None
-            if abs(sparsity - (1 - n / m)) > 0.01 and not self._warned_n_of_m:
-                logging.warning(
-                    "Layer %s: N:M structure %d:%d always prunes to sparsity %.2f; the "
-                    "schedule (now %.2f) only decides when masks update.",
-                    self.layer.name, n, m, 1 - n / m, sparsity)
-                self._warned_n_of_m = True
-            new = {}
-            for e in scored:
-                ranked = np.where(e.mask.numpy() > 0, scores[id(e)], -np.inf)
-                new[id(e)] = _masks.n_of_m_mask(ranked, n, m, e.target.input_axis)
-        for entry in self._entries:
-            if id(entry) in new:
-                self._assign(entry, new[id(entry)], weights[id(entry)])
+        new, unit_mask = mask_updates.prune_to(weights, self.criterion, self.structure,
+                                               sparsity, key)
+        for index, mask in new.items():
+            self._assign(self._entries[index], mask, weights[index].weight)
         return unit_mask
 
     def apply_unit_mask(self, unit_mask):
         """Masks per-channel weights of a follower with its producer's unit mask."""
-        for entry in self._entries:
-            mask = _masks.expand_unit_mask(unit_mask, entry.variable.shape, entry.target.unit_axis)
-            self._assign(entry, mask, entry.variable.numpy())
+        weights = self._masked_weights()
+        for index, mask in mask_updates.follower_masks(weights, unit_mask).items():
+            self._assign(self._entries[index], mask, weights[index].weight)
+
+    def _masked_weights(self, values=True):
+        """The entries as core `MaskedWeight`s (without weight values if not `values`)."""
+        return [mask_updates.MaskedWeight(
+            path=e.target.path, weight=e.variable.numpy() if values else None,
+            mask=e.mask.numpy(),
+            statistic=None if e.statistic is None or not values else e.statistic.numpy(),
+            scored=e.scored, unit_axis=e.target.unit_axis, input_axis=e.target.input_axis)
+            for e in self._entries]
 
     @staticmethod
     def _assign(entry, mask, weight):
@@ -347,13 +332,7 @@ class PruneWrapper(keras.layers.Wrapper):
 
     def unit_mask(self):
         """1-D mask over output units (channels structure), from the current masks."""
-        for entry in self._entries:
-            if entry.target.unit_axis is not None:
-                mask = entry.mask.numpy()
-                axis = entry.target.unit_axis % mask.ndim
-                other = tuple(i for i in range(mask.ndim) if i != axis)
-                return (mask.max(axis=other) > 0).astype(np.float32)
-        return None
+        return mask_updates.unit_mask(self._masked_weights(values=False))
 
     def masked_weights(self):
         """{attribute path: weight * mask} as numpy arrays."""
@@ -366,10 +345,7 @@ class PruneWrapper(keras.layers.Wrapper):
 
     def sparsity(self):
         """Fraction of zeros across the scored weights (the weights the schedule targets)."""
-        scored = [e for e in self._entries if e.scored] or self._entries
-        total = sum(int(np.prod(e.mask.shape)) for e in scored)
-        zeros = sum(int(np.sum(e.mask.numpy() == 0)) for e in scored)
-        return zeros / total if total else 0.0
+        return mask_updates.sparsity(self._masked_weights(values=False))
 
     def masks(self):
         """{attribute path: mask} as numpy arrays."""

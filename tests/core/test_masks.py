@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tfopt.pruning import _masks
+from tfopt.core import masks as _masks
 
 
 def test_unstructured_prunes_exact_count_of_lowest():
