@@ -1,6 +1,8 @@
 """Checks shared by every tfopt entry point that takes a Keras model."""
 
 import tf_keras as keras
+
+from tfopt import _keras2  # noqa: F401,I001  (before tfmot: it must not rebind tf.keras)
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_layer
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_wrapper
 from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
@@ -9,16 +11,41 @@ from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wra
 def validate_tf_keras_model(model, action):
     """Raises ValueError unless `model` is a tf_keras (Keras 2) Model.
 
-    A Keras 3 model (``import keras`` or ``tf.keras`` without
-    TF_USE_LEGACY_KERAS=1) gets a hint saying how to build a Keras 2 one.
+    A Keras 3 model (``import keras``, or ``tf.keras`` unless
+    TF_USE_LEGACY_KERAS=1 was set) gets the name of the function in
+    `tfopt.keras3` that takes it.
     """
     if isinstance(model, keras.Model):
         return
     kind = type(model).__module__ + "." + type(model).__name__
-    hint = (" It looks like a Keras 3 object: tfopt uses Keras 2; build models with "
-            "`import tf_keras as keras`." if type(model).__module__.startswith("keras.")
-            else "")
+    hint = ""
+    if type(model).__module__.startswith("keras."):
+        hint = (f" It looks like a Keras 3 object: {_keras3_counterpart(action)} To stay on "
+                "Keras 2, build the model with `import tf_keras as keras`.")
     raise ValueError(f"{action} needs a tf_keras Model, got {kind}.{hint}")
+
+
+# What takes a Keras 3 model where the tf-keras `action` takes a tf_keras one.
+_KERAS3_COUNTERPARTS = {
+    "prune": "tfopt.keras3.pruning.prune",
+    "strip": "tfopt.keras3.pruning.strip",
+    "shrink": "tfopt.keras3.pruning.shrink",
+    "sparsity_report": "tfopt.keras3.pruning.sparsity_report",
+    "count_flops": "tfopt.keras3.pruning.count_flops",
+    "quantize": "tfopt.keras3.quantization.quantize",
+    "make_student": "tfopt.keras3.distillation.make_student",
+    "Distiller teacher": "tfopt.keras3.distillation.Distiller",
+    "Distiller student": "tfopt.keras3.distillation.Distiller",
+}
+
+
+def _keras3_counterpart(action):
+    if action in _KERAS3_COUNTERPARTS:
+        return f"for Keras 3 models use {_KERAS3_COUNTERPARTS[action]}."
+    if action.startswith(("pipeline.optimize", "tfmot_recipe")):
+        return ("the pipeline runs on tf_keras models only; optimize a Keras 3 model step by "
+                "step with tfopt.keras3.pruning, .quantization and .distillation.")
+    return "tfopt.keras3 has the functions that take Keras 3 models."
 
 
 _WHEN_QUANTIZATION_AWARE = {
