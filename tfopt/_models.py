@@ -2,6 +2,7 @@
 
 import tf_keras as keras
 
+from tfopt import _counterparts
 from tfopt import _keras2  # noqa: F401,I001  (before tfmot: it must not rebind tf.keras)
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_layer
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_wrapper
@@ -20,32 +21,9 @@ def validate_tf_keras_model(model, action):
     kind = type(model).__module__ + "." + type(model).__name__
     hint = ""
     if type(model).__module__.startswith("keras."):
-        hint = (f" It looks like a Keras 3 object: {_keras3_counterpart(action)} To stay on "
+        hint = (f" It looks like a Keras 3 object: {_counterparts.for_keras3(action)} To stay on "
                 "Keras 2, build the model with `import tf_keras as keras`.")
     raise ValueError(f"{action} needs a tf_keras Model, got {kind}.{hint}")
-
-
-# What takes a Keras 3 model where the tf-keras `action` takes a tf_keras one.
-_KERAS3_COUNTERPARTS = {
-    "prune": "tfopt.keras3.pruning.prune",
-    "strip": "tfopt.keras3.pruning.strip",
-    "shrink": "tfopt.keras3.pruning.shrink",
-    "sparsity_report": "tfopt.keras3.pruning.sparsity_report",
-    "count_flops": "tfopt.keras3.pruning.count_flops",
-    "quantize": "tfopt.keras3.quantization.quantize",
-    "make_student": "tfopt.keras3.distillation.make_student",
-    "Distiller teacher": "tfopt.keras3.distillation.Distiller",
-    "Distiller student": "tfopt.keras3.distillation.Distiller",
-}
-
-
-def _keras3_counterpart(action):
-    if action in _KERAS3_COUNTERPARTS:
-        return f"for Keras 3 models use {_KERAS3_COUNTERPARTS[action]}."
-    if action.startswith(("pipeline.optimize", "tfmot_recipe")):
-        return ("the pipeline runs on tf_keras models only; optimize a Keras 3 model step by "
-                "step with tfopt.keras3.pruning, .quantization and .distillation.")
-    return "tfopt.keras3 has the functions that take Keras 3 models."
 
 
 _WHEN_QUANTIZATION_AWARE = {
