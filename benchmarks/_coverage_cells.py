@@ -11,7 +11,6 @@ import hashlib
 import logging as std_logging
 import os
 
-import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import numpy as np
 import tensorflow as tf

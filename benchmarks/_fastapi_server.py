@@ -9,7 +9,6 @@ the benchmark's REST client sends both servers the same bytes:
 
 import argparse
 
-import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import numpy as np
 import tf_keras as keras

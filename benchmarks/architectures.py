@@ -19,7 +19,6 @@ the three models built here follow suit. Outputs are therefore probabilities
     architectures.compile_model(model).fit(x, y, verbose=0)
 """
 
-import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import numpy as np
 import tf_keras as keras

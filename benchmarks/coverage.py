@@ -27,7 +27,6 @@ import tempfile
 import time
 import traceback
 
-import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import tf_keras as keras
 from absl import app

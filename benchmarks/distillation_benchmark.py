@@ -21,7 +21,6 @@ benchmarks/results/distillation.{json,md} (distillation_quick.* with --quick).
 
 import time
 
-import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import numpy as np
 import tensorflow as tf

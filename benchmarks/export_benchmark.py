@@ -18,7 +18,6 @@ import os
 import tempfile
 import time
 
-import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import numpy as np
 import tf_keras as keras

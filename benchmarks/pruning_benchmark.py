@@ -12,7 +12,6 @@ writes benchmarks/results/pruning.{json,md} (pruning_quick.* with --quick).
 import gzip
 import time
 
-import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import numpy as np
 import tensorflow_model_optimization as tfmot

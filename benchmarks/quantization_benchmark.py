@@ -15,7 +15,6 @@ import os
 import tempfile
 import time
 
-import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot

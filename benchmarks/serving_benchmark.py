@@ -25,7 +25,6 @@ import tempfile
 import threading
 import time
 
-import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
 import numpy as np
 import tf_keras as keras

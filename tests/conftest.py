@@ -4,12 +4,13 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow C++ start-up noise out of test output
 
-import tfopt  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
+
+# As in a user's process: tf.keras bound to Keras 3 before a test module imports tfmot.
+from tfopt import _keras2  # noqa: F401,E402
 
 # Must run before TensorFlow initializes its devices, i.e. before any op runs.
 _cpu = tf.config.list_physical_devices("CPU")[0]

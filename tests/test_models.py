@@ -57,3 +57,24 @@ def test_a_stripped_pruned_model_quantizes():
     stripped = pruning.strip(pruning.prune(small_cnn(), _SCHEDULE))
     quantized = quantization.quantize(stripped, "int8_prune_preserving")
     assert quantized.get_layer("quant_conv_a")
+
+
+@pytest.mark.parametrize("call, action, counterpart", [
+    (lambda m: pruning.prune(m, _SCHEDULE), "prune", "tfopt.keras3.pruning.prune"),
+    (pruning.strip, "strip", "tfopt.keras3.pruning.strip"),
+    (pruning.shrink, "shrink", "tfopt.keras3.pruning.shrink"),
+    (pruning.count_flops, "count_flops", "tfopt.keras3.pruning.count_flops"),
+    (quantization.quantize, "quantize", "tfopt.keras3.quantization.quantize"),
+    (distillation.make_student, "make_student", "tfopt.keras3.distillation.make_student"),
+    (lambda m: distillation.Distiller(teacher=m, student=small_cnn()), "Distiller teacher",
+     "tfopt.keras3.distillation.Distiller"),
+])
+def test_a_keras3_model_gets_the_name_of_the_keras3_function(call, action, counterpart):
+    import keras as keras3
+    model = keras3.Sequential([keras3.Input((8, 8, 1)), keras3.layers.Flatten(),
+                               keras3.layers.Dense(10)])
+    with pytest.raises(ValueError, match=rf"^{action} needs a tf_keras Model, got keras\.src\."
+                       rf"models\.sequential\.Sequential\. It looks like a Keras 3 object: for "
+                       rf"Keras 3 models use {counterpart}\. To stay on Keras 2, build the model "
+                       rf"with `import tf_keras as keras`\.$"):
+        call(model)

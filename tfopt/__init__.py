@@ -3,21 +3,19 @@
 Prune, quantize and distill inside ordinary ``model.fit`` training, then export
 SavedModels for TensorFlow Serving and TFLite files for edge devices.
 
-``import tfopt`` selects Keras 2 and imports nothing heavy: the subpackages
-(``tfopt.pruning``, ...) load TensorFlow when they are first used, so
-`tfopt.quiet` can run before TensorFlow does.
+``import tfopt`` imports nothing heavy and changes nothing: the subpackages
+load TensorFlow when they are first used, so `tfopt.quiet` can run before
+TensorFlow does. ``tfopt.pruning``, ``tfopt.quantization``,
+``tfopt.distillation`` and ``tfopt.pipeline`` work on tf-keras (Keras 2)
+models; ``tfopt.keras3`` on Keras 3 models. None of them sets
+``TF_USE_LEGACY_KERAS`` or changes what ``tf.keras`` is.
 """
 
 import importlib
-import os
-
-# tfmot and tfopt work with Keras 2 (tf-keras). TensorFlow 2.21 picks Keras 3 for
-# `tf.keras` unless this is set before TensorFlow is first imported.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 __version__ = "0.1.0"
 
-__all__ = ["distillation", "export", "pipeline", "pruning", "quantization", "serving"]
+__all__ = ["distillation", "export", "keras3", "pipeline", "pruning", "quantization", "serving"]
 
 
 def __getattr__(name):

@@ -1,6 +1,9 @@
 """Checks shared by every tfopt entry point that takes a Keras model."""
 
 import tf_keras as keras
+
+from tfopt import _counterparts
+from tfopt import _keras2  # noqa: F401,I001  (before tfmot: it must not rebind tf.keras)
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_layer
 from tensorflow_model_optimization.python.core.quantization.keras import quantize_wrapper
 from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
@@ -9,15 +12,17 @@ from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wra
 def validate_tf_keras_model(model, action):
     """Raises ValueError unless `model` is a tf_keras (Keras 2) Model.
 
-    A Keras 3 model (``import keras`` or ``tf.keras`` without
-    TF_USE_LEGACY_KERAS=1) gets a hint saying how to build a Keras 2 one.
+    A Keras 3 model (``import keras``, or ``tf.keras`` unless
+    TF_USE_LEGACY_KERAS=1 was set) gets the name of the function in
+    `tfopt.keras3` that takes it.
     """
     if isinstance(model, keras.Model):
         return
     kind = type(model).__module__ + "." + type(model).__name__
-    hint = (" It looks like a Keras 3 object: tfopt uses Keras 2; build models with "
-            "`import tf_keras as keras`." if type(model).__module__.startswith("keras.")
-            else "")
+    hint = ""
+    if type(model).__module__.startswith("keras."):
+        hint = (f" It looks like a Keras 3 object: {_counterparts.for_keras3(action)} To stay on "
+                "Keras 2, build the model with `import tf_keras as keras`.")
     raise ValueError(f"{action} needs a tf_keras Model, got {kind}.{hint}")
 
 

@@ -70,7 +70,7 @@ def silence_tensorflow():
     if "tensorflow" in sys.modules or min_level <= 0:
         return
     with _stderr_without_logs_below(min_level):
-        for module in ("tensorflow", "tf_keras", "tensorflow_model_optimization"):
+        for module in ("tensorflow", "tf_keras", "tfopt._keras2"):
             importlib.import_module(module)
 
 

@@ -7,5 +7,6 @@ Example:
   >>> d.fit(x, y, epochs=3)
 """
 
+from tfopt import _keras2  # noqa: F401  (first: tfmot must not rebind tf.keras)
 from tfopt.distillation._distiller import Distiller
 from tfopt.distillation._student import make_student

@@ -12,6 +12,7 @@ Example:
   >>> export.model_server_config([export.ServedModel("digits")], "models/models.config")
 """
 
+from tfopt import _keras2  # noqa: F401  (first: tfmot must not rebind tf.keras)
 from tfopt.export._kit import serving_kit
 from tfopt.export._model_server_config import ServedModel
 from tfopt.export._model_server_config import model_server_config

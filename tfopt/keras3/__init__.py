@@ -9,7 +9,7 @@ never imports tfmot, and leaves ``tf.keras`` whatever it was.
 
 import importlib
 
-__all__ = ["export"]
+__all__ = []  # subpackages are added here as they land
 
 
 def __getattr__(name):

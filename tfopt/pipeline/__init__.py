@@ -6,6 +6,7 @@ file and figures in its output directory, so a stopped run continues where
 it stopped.
 """
 
+from tfopt import _keras2  # noqa: F401  (first: tfmot must not rebind tf.keras)
 from tfopt.pipeline._recipe import CRITERIA
 from tfopt.pipeline._recipe import QAT_SCHEMES
 from tfopt.pipeline._recipe import STAGES

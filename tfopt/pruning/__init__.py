@@ -8,6 +8,7 @@ Example:
   >>> plain = pruning.strip(pruned)
 """
 
+from tfopt import _keras2  # noqa: F401  (first: tfmot must not rebind tf.keras)
 from tfopt.pruning._callbacks import PruningSummaries
 from tfopt.pruning._callbacks import UpdatePruningStep
 from tfopt.pruning._criteria import Criterion

@@ -8,6 +8,7 @@ Example:
   >>> quantization.packed_weight_bytes(q)
 """
 
+from tfopt import _keras2  # noqa: F401  (first: tfmot must not rebind tf.keras)
 from tfopt.quantization._base import Quantizer
 from tfopt.quantization._binary import Binary
 from tfopt.quantization._binary import Ternary
