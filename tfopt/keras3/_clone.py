@@ -25,7 +25,7 @@ def rebuild(model, replace):
       replace: ``replace(layer) -> (new_layer, weight_owner, weights) | None``,
         asked for every layer (raw ops such as ``keras.ops.add`` are kept).
         `weight_owner` is the layer (possibly inside `new_layer`) that receives
-        `weights` once built. None keeps a copy with the same weights, and for
+        `weights` once built, or a function ``weights -> None`` that sets them. None keeps a copy with the same weights, and for
         a nested model rebuilds it with the same `replace`.
 
     Returns:
@@ -50,7 +50,10 @@ def rebuild(model, replace):
 
     new_model = keras.models.clone_model(model, clone_function=clone)
     for owner, weights in pending:
-        owner.set_weights(weights)
+        if isinstance(owner, keras.layers.Layer):
+            owner.set_weights(weights)
+        else:
+            owner(weights)
     return new_model
 
 

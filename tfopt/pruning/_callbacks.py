@@ -1,28 +1,17 @@
 """Callbacks that drive pruning inside `fit`."""
 
-import os
-
 import tensorflow as tf
 import tf_keras as keras
 from absl import logging
 
+from tfopt.core import pruning_steps
 from tfopt.pruning import _prune
 from tfopt.pruning import _schedules
 
 
 def pruned_groups(model):
     """[(leader, [followers])] for every pruned layer of the model."""
-    all_wrappers = _prune.wrappers(model)
-    leaders = [w for w in all_wrappers if w.follow is None]
-    by_name = {w.layer.name: w for w in leaders}
-    followers = {w.layer.name: [] for w in leaders}
-    for wrapper in all_wrappers:
-        if wrapper.follow is not None:
-            if wrapper.follow not in by_name:
-                raise ValueError(f"{wrapper.name!r} follows {wrapper.follow!r}, which is not a "
-                                 "pruned layer of this model.")
-            followers[wrapper.follow].append(wrapper)
-    return [(leader, followers[leader.layer.name]) for leader in leaders]
+    return pruning_steps.pruned_groups(_prune.wrappers(model), lambda wrapper: wrapper.layer.name)
 
 
 class UpdatePruningStep(keras.callbacks.Callback):
@@ -75,18 +64,9 @@ class UpdatePruningStep(keras.callbacks.Callback):
         return max(1, int(self._execution.numpy()))
 
     def _warn_if_updates_fall_inside_executions(self):
-        steps = self._steps_in_next_call()
-        if steps == 1:
-            return
-        for schedule in {id(w.schedule): w.schedule for w in self._leaders}.values():
-            grid = [getattr(schedule, name, None) for name in ("begin_step", "frequency")]
-            if any(value is not None and value % steps for value in grid):
-                logging.warning(
-                    "tfopt.pruning: steps_per_execution=%d and schedule %r: masks change "
-                    "between Keras' calls of %d steps, so pruning steps that fall inside a "
-                    "call are applied at its start (up to %d steps early). Use begin_step "
-                    "and frequency that are multiples of %d to follow the schedule exactly.",
-                    steps, schedule, steps, steps - 1, steps)
+        schedules = {id(w.schedule): w.schedule for w in self._leaders}.values()
+        for warning in pruning_steps.execution_warnings(schedules, self._steps_in_next_call()):
+            logging.warning("tfopt.pruning: %s", warning)
 
     @property
     def step(self):
@@ -104,16 +84,11 @@ class UpdatePruningStep(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         step = self.step
         for leader in self._leaders:
-            final = _schedules.final_update(leader.schedule)
-            if final is not None and final[0] >= step:
-                final_step, target = final
-                logging.warning(
-                    "tfopt.pruning: training stopped at step %d, before the schedule's "
-                    "pruning step %d that reaches sparsity %.2f; %s is at sparsity %.2f. "
-                    "Train for at least %d more steps, or end the schedule earlier "
-                    "(end_step below the number of steps fit runs: epochs * steps per "
-                    "epoch).", step, final_step, target, leader.layer.name,
-                    leader.sparsity(), final_step - step + 1)
+            warning = pruning_steps.stopped_early_warning(
+                step, _schedules.final_update(leader.schedule), leader.layer.name,
+                leader.sparsity())
+            if warning is not None:
+                logging.warning("tfopt.pruning: %s", warning)
                 return
 
 
@@ -134,13 +109,7 @@ class PruningSummaries(keras.callbacks.Callback):
 
     def __init__(self, log_dir, update_freq="epoch"):
         super().__init__()
-        if update_freq != "epoch" and not (isinstance(update_freq, int) and update_freq > 0):
-            raise ValueError(f"update_freq must be 'epoch' or a positive number of steps, "
-                             f"got {update_freq!r}.")
-        if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
-            raise ValueError(f"log_dir must be a directory path for the TensorBoard event "
-                             f"files, got {log_dir!r}.")
-        self.log_dir = os.fspath(log_dir)
+        self.log_dir = pruning_steps.validate_summaries(log_dir, update_freq)
         self.update_freq = update_freq
         self._writer = None
 
