@@ -149,11 +149,6 @@ def test_verify_needs_a_classifier(tmp_path, digits_split):
     assert os.listdir(tmp_path) == []
 
 
-def _keras3_model():
-    import keras as keras3
-    return keras3.Sequential([keras3.Input((3,)), keras3.layers.Dense(2)])
-
-
 def _a_file(tmp_path):
     (tmp_path / "a_file").write_text("")
     return str(tmp_path / "a_file" / "model.tflite")
@@ -201,11 +196,6 @@ def test_bad_calls_are_explained_before_converting(case, tmp_path, trained_cnn, 
     with pytest.raises(error, match=message):
         export.tflite(trained_cnn, path, **kwargs)
     assert not os.path.exists(tmp_path / "model.tflite")
-
-
-def test_keras3_model_is_rejected_with_a_hint(tmp_path):
-    with pytest.raises(ValueError, match="Keras 3 object.*import tf_keras as keras"):
-        export.tflite(_keras3_model(), str(tmp_path / "m.tflite"))
 
 
 def test_read_only_directory_is_explained(tmp_path, trained_cnn, monkeypatch):
