@@ -23,7 +23,7 @@ from tests.export.conftest import tensor_dtypes
 
 KERAS = {"tf_keras": tf_keras, "keras3": keras}
 _IO_DTYPE = {"float32": np.float32, "dynamic": np.float32, "float16": np.float32,
-             "int8": np.int8}
+             "int8": np.int8, "int16x8": np.int16}
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +56,11 @@ def files(cnn, split, tmp_path_factory):
     (x, _), _ = split
     directory = tmp_path_factory.mktemp("keras3_tflite")
     return {mode: export.tflite(cnn, str(directory / f"{mode}.tflite"), mode=mode,
-                                representative_data=x[:300] if mode == "int8" else None)
-            for mode in _IO_DTYPE}
+                                representative_data=x[:300] if mode.startswith("int") else None)
+            for mode in export.TFLITE_MODES}
 
 
-@pytest.mark.parametrize("mode", list(_IO_DTYPE))
+@pytest.mark.parametrize("mode", export.TFLITE_MODES)
 def test_every_mode_converts_and_agrees_with_the_keras3_model(mode, files, cnn, split):
     _, (x_test, y_test) = split
     figures = export.verify_tflite(files[mode], x_test, y_test, reference=cnn, latency_runs=0)
@@ -68,7 +68,7 @@ def test_every_mode_converts_and_agrees_with_the_keras3_model(mode, files, cnn, 
     assert abs(figures["accuracy"] - figures["reference_accuracy"]) < 0.03
     inputs, outputs, _ = tensor_dtypes(files[mode])
     assert inputs == outputs == [np.dtype(_IO_DTYPE[mode])]
-    if mode == "int8":
+    if mode.startswith("int"):
         assert _float_tensors(files[mode]) == []
 
 
@@ -345,24 +345,48 @@ def test_the_keras3_export_package_holds_the_same_functions():
         assert getattr(tfopt.keras3.export, name) is getattr(export, name)
 
 
-def test_tfopt_export_exports_a_keras3_file(cnn, split, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def keras3_file(cnn, split, tmp_path_factory):
+    """The Keras 3 CNN as a .keras file, and an .npz file of 64 training examples."""
+    (x, y), _ = split
+    directory = tmp_path_factory.mktemp("keras3_cli")
+    paths = str(directory / "digits.keras"), str(directory / "data.npz")
+    cnn.save(paths[0])
+    np.savez(paths[1], x_train=x[:64], y_train=y[:64])
+    return paths
+
+
+def _run_tfopt_export(*args):
     from absl import flags
 
     from tfopt.cli import export as export_cli
-    (x, y), _ = split
-    model_path, data = str(tmp_path / "digits.keras"), str(tmp_path / "data.npz")
-    cnn.save(model_path)
-    np.savez(data, x_train=x[:64], y_train=y[:64])
-    root = tmp_path / "root"
     flags.FLAGS.unparse_flags()  # absl flags are global: start from the defaults
     try:
         with pytest.raises(SystemExit) as exit_info:
-            export_cli.run(["tfopt-export", f"--model={model_path}", "--model_name=digits",
-                            f"--base_path={root / 'digits'}", "--formats=saved_model,tflite_int8",
-                            f"--representative_data={data}"])
+            export_cli.run(["tfopt-export", *args])
     finally:
         flags.FLAGS.unparse_flags()
-    assert exit_info.value.code in (None, 0), capsys.readouterr().err
+    return exit_info.value.code
+
+
+def test_tfopt_export_exports_a_keras3_file(keras3_file, cnn, split, tmp_path, capsys):
+    (x, _), _ = split
+    model_path, data = keras3_file
+    root = tmp_path / "root"
+    status = _run_tfopt_export(f"--model={model_path}", "--model_name=digits",
+                               f"--base_path={root / 'digits'}",
+                               "--formats=saved_model,tflite_int8", f"--representative_data={data}")
+    assert status in (None, 0), capsys.readouterr().err
     assert tensor_dtypes(str(root / "tflite" / "digits_int8.tflite"))[0] == [np.dtype(np.int8)]
     figures = export.verify_saved_model(str(root / "digits" / "1"), x[:32], reference=cnn)
     assert figures["max_abs_diff"] < 1e-4
+
+
+def test_tfopt_export_says_it_cannot_check_verify_data_on_a_keras3_model_yet(
+        keras3_file, tmp_path, capsys):
+    model_path, data = keras3_file
+    status = _run_tfopt_export(f"--model={model_path}", "--model_name=digits",
+                               f"--base_path={tmp_path / 'digits'}", f"--verify_data={data}")
+    assert status == 2
+    assert "cannot check data against a Keras 3 model yet" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
