@@ -1,3 +1,4 @@
+import importlib
 import os
 
 import numpy as np
@@ -83,11 +84,13 @@ def test_int8_refuses_a_file_where_a_layer_stayed_float(tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["float32", "int8"])
-def test_converter_errors_name_the_op_and_layer_in_one_line(mode, tmp_path):
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8),
-                              keras.layers.Lambda(tf.math.erfinv, name="inverse_erf"),
-                              keras.layers.Dense(3)], name="erf_model")
+@pytest.mark.parametrize("version", ["tf_keras", "keras3"])
+def test_converter_errors_name_the_op_and_layer_in_one_line(version, mode, tmp_path):
+    module = keras if version == "tf_keras" else importlib.import_module("keras")
+    module.utils.set_random_seed(0)
+    model = module.Sequential([module.Input((8,)), module.layers.Dense(8),
+                               module.layers.Lambda(tf.math.erfinv, name="inverse_erf"),
+                               module.layers.Dense(3)], name="erf_model")
     with pytest.raises(ValueError) as error:
         export.tflite(model, str(tmp_path / "m.tflite"), mode=mode,
                       representative_data=np.random.default_rng(0).random((20, 8)) * 0.5)

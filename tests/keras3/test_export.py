@@ -218,6 +218,14 @@ def test_int8_of_a_keras3_lstm_loop_is_refused_before_converting(tmp_path, monke
                       representative_data=np.zeros((8, 5, 3), "float32"))
 
 
+def test_an_unrolled_keras3_lstm_converts_to_int8(tmp_path):
+    model, x = _lstm(unroll=True), np.random.default_rng(0).random((64, 5, 3)).astype("float32")
+    path = export.tflite(model, str(tmp_path / "lstm.tflite"), mode="int8",
+                         representative_data=x)
+    assert _float_tensors(path) == []
+    assert export.verify_tflite(path, x, reference=model, latency_runs=0)["max_abs_diff"] < 0.05
+
+
 def test_a_squeeze_excite_block_converts_to_int8_with_a_free_batch(tmp_path):
     # The free batch leaves integer shape arithmetic in the file (int64 GATHER
     # indices included); integer tensors are allowed, float ones are not.

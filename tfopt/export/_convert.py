@@ -181,6 +181,8 @@ def _hint(text, mode):
 
 def _explained(error, model, mode):
     problems = _problems(error)
+    if _keras3.is_model(model):
+        problems = [(message, _keras3.layer_name(model, layer)) for message, layer in problems]
     described = "; ".join(f"{message} (layer {layer!r})" if layer else message
                           for message, layer in problems[:3])
     more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""

@@ -32,6 +32,7 @@ Facts measured with TF 2.21 and Keras 3.15 that shaped it:
 """
 
 import inspect
+import re
 import sys
 
 import tensorflow as tf
@@ -218,6 +219,20 @@ def _output_layer(model):
         return None
     operation = outputs[0]._keras_history.operation
     return operation if isinstance(operation, keras.layers.Layer) else None
+
+
+def layer_name(model, scope):
+    """The name of the model's layer that `scope`, a name scope in a traced graph, stands for.
+
+    Keras 3 makes scopes unique within a graph, so the layer "dense" may
+    appear as "dense_1"; a scope that names no layer is tried without its
+    numeric suffix. Unknown scopes come back as they are.
+    """
+    names = {layer.name for layer in _all_layers(model)}
+    if scope is None or scope in names:
+        return scope
+    base = re.sub(r"_\d+$", "", scope)
+    return base if base in names else scope
 
 
 def _all_layers(model):
