@@ -72,6 +72,32 @@ def test_every_mode_converts_and_agrees_with_the_keras3_model(mode, files, cnn, 
         assert _float_tensors(files[mode]) == []
 
 
+def test_a_failed_verification_writes_nothing_and_keeps_the_old_file(cnn, split, tmp_path):
+    (x, _), (x_test, y_test) = split
+    path = tmp_path / "model.tflite"
+    path.write_bytes(b"previous")
+    # Calibrated on inputs 100x too small, the file saturates on every real input.
+    with pytest.raises(ValueError, match=r"int8 file picks the Keras model's class on .* below "
+                       r"agreement_threshold=98\.00%.*Nothing was written"):
+        export.tflite(cnn, str(path), mode="int8", representative_data=x[:300] * 0.01,
+                      verify=(x_test, y_test))
+    assert os.listdir(tmp_path) == ["model.tflite"] and path.read_bytes() == b"previous"
+
+
+def test_sparsity_stores_a_mostly_zero_keras3_model_smaller(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(256), keras.layers.Dense(4)])
+    for layer in model.layers:
+        kernel = layer.kernel.numpy()
+        kernel[np.random.default_rng(0).random(kernel.shape) < 0.9] = 0.0
+        layer.kernel.assign(kernel)
+    x = np.random.default_rng(1).random((16, 64)).astype("float32")
+    dense = export.tflite(model, str(tmp_path / "dense.tflite"))
+    sparse = export.tflite(model, str(tmp_path / "sparse.tflite"), sparsity=True,
+                           verify=(x, None), agreement_threshold=1.0)
+    assert os.path.getsize(sparse) < 0.5 * os.path.getsize(dense)
+
+
 def _float_tensors(path):
     return [d["name"] for d in Interpreter(model_path=path).get_tensor_details()
             if np.dtype(d["dtype"]).kind == "f"]
