@@ -204,11 +204,6 @@ def verify_examples(model, name):
     validate_single_input_classifier(
         model, f"--verify_data={name!r} measures top-1 accuracy and agreement")
     given = f"--verify_data={name!r}"
-    if _keras3.is_model(model):
-        # fit_data reads the model's inputs through tfopt._data, which knows tf_keras only.
-        raise UsageError(f"{given}: tfopt-export cannot check data against a Keras 3 model yet. "
-                         "Export without --verify_data, then measure the files from Python with "
-                         "tfopt.export.verify_tflite(path, x, y, reference=model).")
     _, test = _inputs.fit_data(model, *_inputs.load_data(name, flag="--verify_data"), given=given)
     return test
 
