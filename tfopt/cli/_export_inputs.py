@@ -16,7 +16,6 @@ from tfopt import _data
 from tfopt.cli import _inputs
 from tfopt.cli._app import UsageError
 from tfopt.export import _inputs as _export_inputs
-from tfopt.export import _keras3
 from tfopt.export import _layout
 from tfopt.export import _servable
 from tfopt.export import _serving_config
