@@ -66,6 +66,13 @@ def test_masks_take_the_structure_and_strip_keeps_the_predictions(version, struc
         np.testing.assert_array_equal(followers["stem_bn"].masks()["gamma"],
                                       layers[followers["stem_bn"].follow].unit_mask())
     k, pruning, pruned_layers = _APIS[version]
+    # The report counts what strip gives: the masked zeros of every pruned layer.
+    report = {row.name: row for row in pruning.sparsity_report(pruned).layers}
+    for name, layer in layers.items():
+        zeros = sum(int(np.sum(w == 0)) for w in layer.stripped_weights())
+        assert report[name].zeros == zeros and report[name].parameters == sum(
+            w.size for w in layer.stripped_weights())
+    assert "total" in str(pruning.sparsity_report(pruned))
     plain = pruning.strip(pruned)
     assert not pruned_layers(plain)
     np.testing.assert_allclose(plain.predict(x, verbose=0), pruned.predict(x, verbose=0),
