@@ -14,6 +14,7 @@ Example:
 
 from tfopt.keras3.pruning._callbacks import PruningSummaries
 from tfopt.keras3.pruning._callbacks import UpdatePruningStep
+from tfopt.keras3.pruning._flops import count_flops
 from tfopt.keras3.pruning._layers import PrunedBatchNormalization
 from tfopt.keras3.pruning._layers import PrunedBidirectional
 from tfopt.keras3.pruning._layers import PrunedConv1D
