@@ -9,7 +9,7 @@ never imports tfmot, and leaves ``tf.keras`` whatever it was.
 
 import importlib
 
-__all__ = []  # subpackages are added here as they land
+__all__ = ["export"]
 
 
 def __getattr__(name):
