@@ -1,0 +1,109 @@
+"""Weightless Keras 3 layers with a fake-quantized output, for the converter's ranges.
+
+An int8 TFLite op needs a range for each tensor it writes. Merges (Add,
+Multiply, Concatenate, ...), average pooling, activations and a
+BatchNormalization that could not be folded compute new values, so each gets
+an output range (`QuantizeMixin` with no weights). Layers that only move
+int8 values around (Flatten, Reshape, max pooling, padding, Dropout) keep
+their input's range and stay as they are; `quantize` leaves them alone.
+"""
+
+import keras
+
+from tfopt.keras3.quantization._layers import QuantizeMixin
+
+
+def _register(cls):
+    return keras.saving.register_keras_serializable(package="tfopt")(cls)
+
+
+_L = keras.layers
+
+
+@_register
+class QuantAdd(QuantizeMixin, _L.Add):
+    """`keras.layers.Add` with a fake-quantized output."""
+
+
+@_register
+class QuantSubtract(QuantizeMixin, _L.Subtract):
+    """`keras.layers.Subtract` with a fake-quantized output."""
+
+
+@_register
+class QuantMultiply(QuantizeMixin, _L.Multiply):
+    """`keras.layers.Multiply` with a fake-quantized output (squeeze-excite gates)."""
+
+
+@_register
+class QuantAverage(QuantizeMixin, _L.Average):
+    """`keras.layers.Average` with a fake-quantized output."""
+
+
+@_register
+class QuantConcatenate(QuantizeMixin, _L.Concatenate):
+    """`keras.layers.Concatenate` with a fake-quantized output."""
+
+
+@_register
+class QuantAveragePooling1D(QuantizeMixin, _L.AveragePooling1D):
+    """`keras.layers.AveragePooling1D` with a fake-quantized output."""
+
+
+@_register
+class QuantAveragePooling2D(QuantizeMixin, _L.AveragePooling2D):
+    """`keras.layers.AveragePooling2D` with a fake-quantized output."""
+
+
+@_register
+class QuantGlobalAveragePooling1D(QuantizeMixin, _L.GlobalAveragePooling1D):
+    """`keras.layers.GlobalAveragePooling1D` with a fake-quantized output."""
+
+
+@_register
+class QuantGlobalAveragePooling2D(QuantizeMixin, _L.GlobalAveragePooling2D):
+    """`keras.layers.GlobalAveragePooling2D` with a fake-quantized output."""
+
+
+@_register
+class QuantReLU(QuantizeMixin, _L.ReLU):
+    """`keras.layers.ReLU` with a fake-quantized output."""
+
+
+@_register
+class QuantActivation(QuantizeMixin, _L.Activation):
+    """`keras.layers.Activation` with a fake-quantized output."""
+
+
+@_register
+class QuantSoftmax(QuantizeMixin, _L.Softmax):
+    """`keras.layers.Softmax` with a fake-quantized output."""
+
+
+@_register
+class QuantBatchNormalization(QuantizeMixin, _L.BatchNormalization):
+    """A BatchNormalization `quantize` could not fold, frozen, with a fake-quantized output.
+
+    Its moving statistics stay as they are (it always normalizes in inference
+    form; gamma and beta still train), which the converter turns into an int8
+    multiply and add.
+    """
+
+    def _quantized_call(self, base_call, args, kwargs, update):
+        kwargs = {**kwargs, "training": False}
+        return base_call(*args, **kwargs)
+
+
+# Built-in layer class name -> its output-quantized twin.
+OUTPUT_CLASSES = {cls.__mro__[2].__name__: cls for cls in (
+    QuantAdd, QuantSubtract, QuantMultiply, QuantAverage, QuantConcatenate,
+    QuantAveragePooling1D, QuantAveragePooling2D, QuantGlobalAveragePooling1D,
+    QuantGlobalAveragePooling2D, QuantReLU, QuantActivation, QuantSoftmax,
+    QuantBatchNormalization)}
+
+# Layers that move int8 values without computing new ones: no range of their own.
+PASS_THROUGH = frozenset({
+    "Flatten", "Reshape", "MaxPooling1D", "MaxPooling2D", "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D",
+    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout",
+    "AlphaDropout", "ActivityRegularization", "Identity", "InputLayer", "Permute"})
