@@ -9,7 +9,9 @@ their input's range and stay as they are; `quantize` leaves them alone.
 """
 
 import keras
+from keras import ops
 
+from tfopt.keras3.quantization import _ranges
 from tfopt.keras3.quantization._layers import QuantizeMixin
 
 
@@ -37,7 +39,22 @@ class QuantMultiply(QuantizeMixin, _L.Multiply):
 
 @_register
 class QuantAverage(QuantizeMixin, _L.Average):
-    """`keras.layers.Average` with a fake-quantized output."""
+    """`keras.layers.Average` with a fake-quantized output.
+
+    The converter computes an average as a sum, then a multiply: the sum gets
+    a range of its own.
+    """
+
+    def _build_ranges(self):
+        self._sum_range = _ranges.Range(self, "sum")
+        self._extra.extend(self._sum_range.variables)
+
+    def _quantized_call(self, base_call, args, kwargs, update):
+        (inputs,) = args
+        total = inputs[0]
+        for tensor in inputs[1:]:
+            total = ops.add(total, tensor)
+        return ops.multiply(self._sum_range(total, update, self.decay), 1.0 / len(inputs))
 
 
 @_register
@@ -82,16 +99,44 @@ class QuantSoftmax(QuantizeMixin, _L.Softmax):
 
 @_register
 class QuantBatchNormalization(QuantizeMixin, _L.BatchNormalization):
-    """A BatchNormalization `quantize` could not fold, frozen, with a fake-quantized output.
+    """A BatchNormalization `quantize` could not fold, frozen, as an int8 multiply and add.
 
-    Its moving statistics stay as they are (it always normalizes in inference
-    form; gamma and beta still train), which the converter turns into an int8
-    multiply and add.
+    It always normalizes in inference form with its moving statistics (gamma
+    and beta still train): ``x * scale`` then ``+ offset``, each with a range,
+    which the converter turns into an int8 MUL and ADD (Keras' own formula
+    leaves float tensors between them).
     """
 
+    def _build_ranges(self):
+        self._scaled_range = _ranges.Range(self, "scaled")
+        self._extra.extend(self._scaled_range.variables)
+
     def _quantized_call(self, base_call, args, kwargs, update):
-        kwargs = {**kwargs, "training": False}
-        return base_call(*args, **kwargs)
+        inputs = args[0]
+        rank = len(inputs.shape)
+        shape = [1] * rank
+        shape[self.axis % rank] = -1
+        gamma = self.gamma if self.scale else 1.0
+        beta = self.beta if self.center else 0.0
+        scale = gamma * ops.rsqrt(self.moving_variance + self.epsilon)
+        offset = beta - self.moving_mean * scale
+        scaled = self._scaled_range(inputs * ops.reshape(scale, shape), update, self.decay)
+        return scaled + ops.reshape(offset, shape)
+
+
+@_register
+class FoldedBatchNormalization(_L.Layer):
+    """Where a BatchNormalization was: `quantize` folded it into the layer before it.
+
+    An identity; the statistics, gamma and beta live in that layer
+    (``fold_batch_norm``).
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
 
 
 # Built-in layer class name -> its output-quantized twin.

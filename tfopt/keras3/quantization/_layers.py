@@ -28,7 +28,15 @@ from tfopt.keras3.quantization import _quantizers
 from tfopt.keras3.quantization import _ranges
 
 # How a weight's output channels lie, which sets its per-channel axes.
-DENSE, EINSUM, CONV, DEPTHWISE, TRANSPOSE = "dense", "einsum", "conv", "depthwise", "transpose"
+DENSE, EINSUM, CONV, CONV1D = "dense", "einsum", "conv", "conv1d"
+DEPTHWISE, DEPTHWISE1D, TRANSPOSE = "depthwise", "depthwise1d", "transpose"
+# Trailing axes that index an output channel (a transposed kernel's are swapped last).
+_CHANNELS = {DENSE: 1, EINSUM: 0, CONV: 1, CONV1D: 1, DEPTHWISE: 2, DEPTHWISE1D: 2,
+             TRANSPOSE: 1}
+# Where the converter takes a per-channel fake quant on the kernel as it is.
+_PER_CHANNEL_OP = frozenset({CONV, DEPTHWISE})
+# Activations TFLite fuses into the op: no range needed before them.
+_FUSED_ACTIVATIONS = frozenset({"linear", "relu", "relu6"})
 
 
 def base_class(cls):
@@ -109,6 +117,10 @@ class QuantizeMixin:
                                               ("moving_variance", "ones", False))}
         self._output_range = _ranges.Range(self, "output") if self.quantize_output else None
         self._extra.extend(self._output_range.variables if self._output_range else ())
+        self._activation_range = None
+        if self.quantized_weights and _activation_name(self) not in _FUSED_ACTIVATIONS:
+            self._activation_range = _ranges.Range(self, "pre_activation")
+            self._extra.extend(self._activation_range.variables)
         self._build_ranges()
 
     def _build_ranges(self):
@@ -123,7 +135,8 @@ class QuantizeMixin:
     def _folded_units(self):
         kernel = getattr(self, _private(self, self.quantized_weights[0][0]))
         shape = tuple(kernel.shape)
-        return shape[-1] * shape[-2] if self.quantized_weights[0][1] == DEPTHWISE else shape[-1]
+        return shape[-1] * shape[-2] if _CHANNELS[self.quantized_weights[0][1]] == 2 \
+            else shape[-1]
 
     # The forward pass ------------------------------------------------------------
 
@@ -145,7 +158,16 @@ class QuantizeMixin:
         return outputs
 
     def _quantized_call(self, base_call, args, kwargs, update):
-        return base_call(*args, **kwargs)
+        if self._activation_range is None:
+            return base_call(*args, **kwargs)
+        # TFLite runs this activation as an op of its own, whose input needs a range.
+        activation = self.activation
+        object.__setattr__(self, "activation", None)
+        try:
+            outputs = base_call(*args, **kwargs)
+        finally:
+            object.__setattr__(self, "activation", activation)
+        return activation(self._activation_range(outputs, update, self.decay))
 
     def quantized_values(self, training=False):
         """{attribute: value the layer computes with}: quantized kernels, folded bias."""
@@ -161,7 +183,7 @@ class QuantizeMixin:
             if attr in self._zero_masks:
                 w = w * self._zero_masks[attr]
             if scale is not None and index == 0:
-                w = w * ops.reshape(scale, tuple(w.shape[-2:]) if layout == DEPTHWISE
+                w = w * ops.reshape(scale, tuple(w.shape[-2:]) if _CHANNELS[layout] == 2
                                     else (-1,))
             values[attr] = _quantize_weight(self.weight_quantizer, w, layout, training)
         return values
@@ -215,16 +237,18 @@ class QuantizeMixin:
                 "decay": self.decay}
 
 
+def _activation_name(layer):
+    activation = getattr(layer, "activation", None)
+    return "linear" if activation is None else getattr(activation, "__name__", "custom")
+
+
 def _quantize_weight(quantizer, w, layout, training):
-    if layout == TRANSPOSE:
+    int8_op = layout in _PER_CHANNEL_OP
+    if layout == TRANSPOSE and not isinstance(quantizer, _quantizers.Int8):
         # Output channels are the second-last axis of a transposed kernel.
         swapped = ops.swapaxes(w, -1, -2)
-        return ops.swapaxes(quantizer(swapped, 1, training), -1, -2)
-    if layout == EINSUM or (layout == DENSE and isinstance(quantizer, _quantizers.Int8)):
-        channels = 0
-    else:
-        channels = 2 if layout == DEPTHWISE else 1
-    return quantizer(w, channels, training)
+        return ops.swapaxes(quantizer(swapped, 1, training, int8_op), -1, -2)
+    return quantizer(w, _CHANNELS[layout], training, int8_op)
 
 
 def _register(cls):
@@ -259,7 +283,11 @@ class _SeparableMixin(QuantizeMixin):
             shape = ((1,) * (self.rank + 1) + (self.filters,) if self.data_format ==
                      "channels_last" else (1, self.filters) + (1,) * self.rank)
             outputs = ops.add(outputs, ops.reshape(self.bias, shape))
-        return self.activation(outputs) if self.activation is not None else outputs
+        if self.activation is None:
+            return outputs
+        if self._activation_range is not None:
+            outputs = self._activation_range(outputs, update, self.decay)
+        return self.activation(outputs)
 
 
 @_register
@@ -278,9 +306,9 @@ class QuantEinsumDense(QuantizeMixin, _L.EinsumDense):
 
 @_register
 class QuantConv1D(QuantizeMixin, _L.Conv1D):
-    """`keras.layers.Conv1D` trained quantization-aware (see `QuantizeMixin`)."""
+    """`keras.layers.Conv1D` trained quantization-aware (per-tensor kernel)."""
 
-    quantized_weights = (("kernel", CONV),)
+    quantized_weights = (("kernel", CONV1D),)
 
 
 @_register
@@ -292,9 +320,9 @@ class QuantConv2D(QuantizeMixin, _L.Conv2D):
 
 @_register
 class QuantDepthwiseConv1D(QuantizeMixin, _L.DepthwiseConv1D):
-    """`keras.layers.DepthwiseConv1D` trained quantization-aware (see `QuantizeMixin`)."""
+    """`keras.layers.DepthwiseConv1D` trained quantization-aware (per-tensor kernel)."""
 
-    quantized_weights = (("kernel", DEPTHWISE),)
+    quantized_weights = (("kernel", DEPTHWISE1D),)
 
 
 @_register
@@ -306,7 +334,9 @@ class QuantDepthwiseConv2D(QuantizeMixin, _L.DepthwiseConv2D):
 
 @_register
 class QuantSeparableConv1D(_SeparableMixin, _L.SeparableConv1D):
-    """`keras.layers.SeparableConv1D` trained quantization-aware (see `QuantizeMixin`)."""
+    """`keras.layers.SeparableConv1D` trained quantization-aware (per-tensor kernels)."""
+
+    quantized_weights = (("depthwise_kernel", DEPTHWISE1D), ("pointwise_kernel", CONV1D))
 
 
 @_register
@@ -316,13 +346,13 @@ class QuantSeparableConv2D(_SeparableMixin, _L.SeparableConv2D):
 
 @_register
 class QuantConv1DTranspose(QuantizeMixin, _L.Conv1DTranspose):
-    """`keras.layers.Conv1DTranspose` trained quantization-aware (see `QuantizeMixin`)."""
+    """`keras.layers.Conv1DTranspose` trained quantization-aware (per-tensor kernel)."""
 
     quantized_weights = (("kernel", TRANSPOSE),)
 
 
 @_register
 class QuantConv2DTranspose(QuantizeMixin, _L.Conv2DTranspose):
-    """`keras.layers.Conv2DTranspose` trained quantization-aware (see `QuantizeMixin`)."""
+    """`keras.layers.Conv2DTranspose` trained quantization-aware (per-tensor kernel)."""
 
     quantized_weights = (("kernel", TRANSPOSE),)

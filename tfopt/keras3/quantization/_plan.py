@@ -110,6 +110,7 @@ class Plan:
         self.fold_target = {}  # id(layer) -> the batch norm folded into it
         self.refused = []  # (name, type, reason)
         self.kinds = {}  # id(layer) -> "weighted" | "output" | "folded" | "float" | "copy"
+        self.fused = set()  # ids of layers whose output range a following ReLU gives
         self._walk(model, selected)
 
     def _walk(self, model, selected):
@@ -141,6 +142,33 @@ class Plan:
             else:
                 self._refuse(layer, _ADVICE.get(
                     name, "tfopt.keras3.quantization has no quantization-aware version of it"))
+
+        for layer in model.layers:
+            if self.kinds.get(id(layer)) == "weighted" and _activation(layer) in (
+                    "linear", None) and self._relu_after(layer, consumers, outputs):
+                self.fused.add(id(layer))
+
+    def _relu_after(self, layer, consumers, outputs):
+        """Whether `layer`'s output reaches only a quantized ReLU (folded BN skipped).
+
+        TFLite fuses that ReLU into the layer's op, whose output then takes the
+        ReLU's range: a range of the layer's own would be dropped.
+        """
+        while True:
+            after = consumers.get(id(layer), [])
+            if len(after) != 1 or id(layer) in outputs:
+                return False
+            if self.kinds.get(id(after[0])) != "folded":
+                break
+            layer = after[0]
+        relu = after[0]
+        if self.kinds.get(id(relu)) != "output":
+            return False
+        if type(relu).__name__ == "Activation":
+            return _activation(relu) in ("relu", "relu6")
+        config = relu.get_config()
+        return type(relu).__name__ == "ReLU" and not config.get("negative_slope") and not \
+            config.get("threshold") and config.get("max_value") in (None, 6.0)
 
     def _refuse(self, layer, reason):
         self.refused.append((layer.name, type(layer).__name__, reason))
@@ -180,7 +208,7 @@ class Plan:
         """What `_clone.rebuild` puts in `layer`'s place (None: a copy)."""
         kind = self.kinds.get(id(layer))
         if kind == "folded":
-            return keras.layers.Identity(name=layer.name), None, None
+            return _activations.FoldedBatchNormalization(name=layer.name), None, None
         if kind not in ("weighted", "output"):
             return None
         name = type(layer).__name__
@@ -189,7 +217,8 @@ class Plan:
         batch_norm = None
         if kind == "weighted":
             config.update(weight_quantizer=keras.saving.serialize_keras_object(weight_quantizer),
-                          preserve_zeros=preserve_zeros)
+                          preserve_zeros=preserve_zeros,
+                          quantize_output=id(layer) not in self.fused)
             bn = self.fold_target.get(id(layer))
             if bn is not None:
                 config["fold_batch_norm"] = {"epsilon": bn.epsilon}

@@ -14,7 +14,10 @@ Dense or EinsumDense kernel (``channels == 0`` for `Int8`) gets one per-tensor
 weight ("'tfl.transpose' op has mismatched quantized axes"). Low-bit Dense
 kernels get no fake quant in inference at all: the converter then quantizes
 the float levels itself, per output channel with scale max|w|/127, which maps
-binary and ternary levels exactly.
+binary and ternary levels exactly. The same holds for 1-D and transposed
+convolutions, whose kernels the converter reshapes or transposes ("'tfl.reshape'
+op requires 'output' type ... to be cast compatible", "mismatched quantized
+axes").
 
 Training goes through a straight-through estimator, ``w + stop_gradient(q -
 w)``; inference returns ``q`` itself, so levels are exact.
@@ -97,13 +100,17 @@ class Quantizer(ConfigEquality):
         """
         raise NotImplementedError
 
-    def __call__(self, w, channels, training):
-        """The quantized weight: STE in training, exact levels with their int8 storage op else."""
+    def __call__(self, w, channels, training, int8_op=True):
+        """The quantized weight: STE in training, exact levels (and their int8 op) else.
+
+        `int8_op` False leaves the int8 rounding of the levels to the converter
+        (weights where it takes no per-channel fake quant).
+        """
         channels = channels if self.per_channel else 0
         q, limit = self.quantize(w, channels)
         if training:
             return straight_through(w, q)
-        if limit is None or channels == 0:
+        if limit is None or not int8_op or channels == 0:
             return q
         return fake_quant_int8(q, limit, channels)
 
@@ -120,8 +127,9 @@ class Int8(Quantizer):
     """8-bit symmetric weights: range max|w| (per channel for convolutions), narrow range.
 
     The fake quant stays in the graph in training and inference (TFLite's int8
-    weights, read by the converter). Dense and EinsumDense kernels are always
-    per-tensor (the converter cannot take a per-channel MatMul weight).
+    weights, read by the converter). Dense, EinsumDense, 1-D and transposed
+    convolution kernels are per-tensor: the converter reshapes or transposes
+    those kernels and fails on a per-channel range there.
 
     Args:
       per_channel: one range per output channel of a convolution. Defaults to True.
@@ -133,8 +141,9 @@ class Int8(Quantizer):
     def quantize(self, w, channels):
         return None, ops.stop_gradient(reduce_channels(ops.max, ops.abs(w), channels))
 
-    def __call__(self, w, channels, training):
-        channels = channels if self.per_channel else 0
+    def __call__(self, w, channels, training, int8_op=True):
+        # Per-tensor where the converter takes no per-channel fake quant.
+        channels = channels if self.per_channel and int8_op else 0
         _, limit = self.quantize(w, channels)
         # keras' fake quant passes the gradient inside the range: all of w.
         return fake_quant_int8(w, limit, channels)
