@@ -44,3 +44,4 @@ from tfopt.keras3.quantization._quantizers import Quantizer
 from tfopt.keras3.quantization._quantizers import Ternary
 from tfopt.keras3.quantization._quantizers import get
 from tfopt.keras3.quantization._ranges import FakeQuant
+from tfopt.keras3.quantization._size import packed_weight_bytes

@@ -45,7 +45,7 @@ def base_class(cls):
     return mro[mro.index(QuantizeMixin) + 1]
 
 
-def _private(owner, attr):
+def private_name(owner, attr):
     # Dense/Conv/EinsumDense keep the variable behind a read-only `kernel` property.
     return f"_{attr}" if isinstance(getattr(type(owner), attr, None), property) else attr
 
@@ -104,7 +104,7 @@ class QuantizeMixin:
         self._zero_masks = {}
         if self.preserve_zeros:
             for attr, _ in self.quantized_weights:
-                variable = getattr(self, _private(self, attr))
+                variable = getattr(self, private_name(self, attr))
                 self._zero_masks[attr] = self._add_extra(
                     f"{attr}_zero_mask", variable.shape, "ones", trainable=False)
         self._batch_norm = None
@@ -133,7 +133,7 @@ class QuantizeMixin:
         return variable
 
     def _folded_units(self):
-        kernel = getattr(self, _private(self, self.quantized_weights[0][0]))
+        kernel = getattr(self, private_name(self, self.quantized_weights[0][0]))
         shape = tuple(kernel.shape)
         return shape[-1] * shape[-2] if _CHANNELS[self.quantized_weights[0][1]] == 2 \
             else shape[-1]
@@ -145,7 +145,7 @@ class QuantizeMixin:
         saved = []
         try:
             for attr, value in self.quantized_values(training).items():
-                owner_attr = _private(self, attr)
+                owner_attr = private_name(self, attr)
                 saved.append((owner_attr, getattr(self, owner_attr)))
                 # Bypasses Keras' attribute tracking: the value lives for this call only.
                 object.__setattr__(self, owner_attr, value)
@@ -179,7 +179,7 @@ class QuantizeMixin:
             bias = ops.convert_to_tensor(self.bias)
             values["bias"] = bn["beta"] + (bias - bn["moving_mean"]) * scale
         for index, (attr, layout) in enumerate(self.quantized_weights):
-            w = ops.convert_to_tensor(getattr(self, _private(self, attr)))
+            w = ops.convert_to_tensor(getattr(self, private_name(self, attr)))
             if attr in self._zero_masks:
                 w = w * self._zero_masks[attr]
             if scale is not None and index == 0:
@@ -212,7 +212,7 @@ class QuantizeMixin:
         for name, value in (batch_norm or {}).items():
             self._batch_norm[name].assign(value)
         for attr, mask in self._zero_masks.items():
-            weight = ops.convert_to_numpy(getattr(self, _private(self, attr)))
+            weight = ops.convert_to_numpy(getattr(self, private_name(self, attr)))
             mask.assign((weight != 0).astype(weight.dtype))
 
     def set_calibrating(self, on):
@@ -240,6 +240,14 @@ class QuantizeMixin:
 def _activation_name(layer):
     activation = getattr(layer, "activation", None)
     return "linear" if activation is None else getattr(activation, "__name__", "custom")
+
+
+def scale_axes(quantizer, layout):
+    """How many trailing axes of a weight index its scales (a transposed kernel's
+    channel axis counted as last); 0: one scale for the whole tensor."""
+    if isinstance(quantizer, _quantizers.Int8) and layout not in _PER_CHANNEL_OP:
+        return 0
+    return _CHANNELS[layout] if quantizer.per_channel else 0
 
 
 def _quantize_weight(quantizer, w, layout, training):
