@@ -40,6 +40,10 @@ _ADVICE = {
     "Bidirectional": "recurrent layers are not covered by Keras 3 QAT yet",
     "Embedding": "an Embedding's integer input has no range to learn; keep it float with "
                  "`layers=`",
+    "MultiHeadAttention": "its projections and softmax are not quantization-aware yet; keep "
+                          "it float with `layers=`",
+    "LayerNormalization": "Keras' LayerNormalization leaves a float NEG in the TFLite file; "
+                          "keep it float with `layers=`",
 }
 
 
