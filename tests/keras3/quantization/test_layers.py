@@ -63,7 +63,15 @@ def _sequence_model():
     ])
 
 
-MODELS = {"dense": _dense_model, "image": _image_model, "sequence": _sequence_model}
+def _attention_model():
+    i = keras.Input((5, 8))
+    x = L.Add()([i, L.MultiHeadAttention(2, 4)(i, i)])
+    x = L.LayerNormalization()(x)
+    return keras.Model(i, L.Dense(4)(L.GlobalAveragePooling1D()(x)))
+
+
+MODELS = {"dense": _dense_model, "image": _image_model, "sequence": _sequence_model,
+          "attention": _attention_model}
 
 CLAIMED = {
     "dense": {"Dense", "BatchNormalization", "ReLU", "Softmax"},
@@ -72,12 +80,15 @@ CLAIMED = {
               "GlobalAveragePooling2D", "Conv2DTranspose", "Activation", "Dense"},
     "sequence": {"Conv1D", "DepthwiseConv1D", "SeparableConv1D", "Conv1DTranspose",
                  "AveragePooling1D", "EinsumDense", "GlobalAveragePooling1D", "Dense"},
+    "attention": {"MultiHeadAttention", "Add", "LayerNormalization", "GlobalAveragePooling1D",
+                  "Dense"},
 }
 
 
 def test_the_coverage_models_claim_every_quant_layer():
     covered = set().union(*CLAIMED.values())
-    assert covered == set(_plan.WEIGHTED_CLASSES) | set(_activations.OUTPUT_CLASSES)
+    assert covered == (set(_plan.WEIGHTED_CLASSES) | set(_activations.OUTPUT_CLASSES)
+                       | set(_plan.OTHER_CLASSES))
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))
@@ -101,10 +112,12 @@ def test_each_layer_type_converts_to_a_fully_int8_file(converted):
     name, model, quantized, x, path = converted
     twins = {_layers.base_class(type(layer)).__name__ for layer in quantized.layers
              if isinstance(layer, quantization.QuantizeMixin)}
+    twins |= {"MultiHeadAttention" for layer in quantized.layers
+              if isinstance(layer, quantization.QuantMultiHeadAttention)}
     folded = [layer.name for layer in quantized.layers
               if isinstance(layer, _activations.FoldedBatchNormalization)]
     assert CLAIMED[name] - {"BatchNormalization"} <= twins
-    assert folded or name == "sequence"
+    assert folded or name in ("sequence", "attention")
     interpreter = Interpreter(model_path=path)
     dtypes = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
     assert dtypes <= {"int8", "int32"}, dtypes

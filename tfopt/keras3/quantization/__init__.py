@@ -23,6 +23,8 @@ from tfopt.keras3.quantization._activations import QuantMultiply
 from tfopt.keras3.quantization._activations import QuantReLU
 from tfopt.keras3.quantization._activations import QuantSoftmax
 from tfopt.keras3.quantization._activations import QuantSubtract
+from tfopt.keras3.quantization._attention import QuantLayerNormalization
+from tfopt.keras3.quantization._attention import QuantMultiHeadAttention
 from tfopt.keras3.quantization._layers import QuantConv1D
 from tfopt.keras3.quantization._layers import QuantConv1DTranspose
 from tfopt.keras3.quantization._layers import QuantConv2D

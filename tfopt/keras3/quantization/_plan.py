@@ -16,12 +16,17 @@ import numpy as np
 from tfopt.keras3 import _clone
 from tfopt.keras3 import _models
 from tfopt.keras3.quantization import _activations
+from tfopt.keras3.quantization import _attention
 from tfopt.keras3.quantization import _layers
 
 WEIGHTED_CLASSES = {_layers.base_class(cls).__name__: cls for cls in (
     _layers.QuantDense, _layers.QuantEinsumDense, _layers.QuantConv1D, _layers.QuantConv2D,
     _layers.QuantDepthwiseConv1D, _layers.QuantDepthwiseConv2D, _layers.QuantSeparableConv1D,
     _layers.QuantSeparableConv2D, _layers.QuantConv1DTranspose, _layers.QuantConv2DTranspose)}
+
+# Layers with sublayers or steps of their own, quantized by a class of their own.
+OTHER_CLASSES = {"MultiHeadAttention": _attention.QuantMultiHeadAttention,
+                 "LayerNormalization": _attention.QuantLayerNormalization}
 
 # Layers a following BatchNormalization folds into (one output channel axis, last).
 _FOLDS_INTO = frozenset({"Dense", "Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D"})
@@ -40,10 +45,6 @@ _ADVICE = {
     "Bidirectional": "recurrent layers are not covered by Keras 3 QAT yet",
     "Embedding": "an Embedding's integer input has no range to learn; keep it float with "
                  "`layers=`",
-    "MultiHeadAttention": "its projections and softmax are not quantization-aware yet; keep "
-                          "it float with `layers=`",
-    "LayerNormalization": "Keras' LayerNormalization leaves a float NEG in the TFLite file; "
-                          "keep it float with `layers=`",
 }
 
 
@@ -141,6 +142,12 @@ class Plan:
                 elif _activation(layer) not in INT8_ACTIVATIONS | {None}:
                     self._refuse(layer, f"activation {_activation(layer)!r} has no int8 TFLite "
                                         f"kernel; use one of {sorted(INT8_ACTIVATIONS)}")
+            elif name in OTHER_CLASSES and type(layer) is getattr(keras.layers, name):
+                self.kinds[id(layer)] = "other"
+                config = layer.get_config()
+                if config.get("use_gate") or config.get("rms_scaling"):
+                    self._refuse(layer, "use_gate / rms_scaling have no quantization-aware "
+                                        "form yet")
             elif name in _activations.PASS_THROUGH:
                 self.kinds[id(layer)] = "copy"
             else:
@@ -195,7 +202,7 @@ class Plan:
     def validate(self):
         """Raises one ValueError naming every layer `quantize` cannot quantize."""
         if not self.refused:
-            if not any(kind in ("weighted", "output") for kind in self.kinds.values()):
+            if not any(kind in ("weighted", "output", "other") for kind in self.kinds.values()):
                 raise ValueError(f"quantize found no layer to quantize in {self.model.name!r}.")
             return
         lines = "\n".join(f"  {name} ({kind}): {reason}" for name, kind, reason in self.refused)
@@ -213,12 +220,19 @@ class Plan:
         kind = self.kinds.get(id(layer))
         if kind == "folded":
             return _activations.FoldedBatchNormalization(name=layer.name), None, None
-        if kind not in ("weighted", "output"):
+        if kind not in ("weighted", "output", "other"):
             return None
         name = type(layer).__name__
         config = layer.get_config()
         weights = layer.get_weights()
         batch_norm = None
+        if kind == "other":
+            new = OTHER_CLASSES[name].from_config(
+                {**config, "weight_quantizer": keras.saving.serialize_keras_object(
+                    weight_quantizer)})
+            if isinstance(new, _attention.QuantMultiHeadAttention):
+                return new, (lambda _: new.copy_weights(layer)), weights
+            return new, (lambda _: new.set_quantized_weights(weights)), weights
         if kind == "weighted":
             config.update(weight_quantizer=keras.saving.serialize_keras_object(weight_quantizer),
                           preserve_zeros=preserve_zeros,

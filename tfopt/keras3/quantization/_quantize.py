@@ -8,6 +8,7 @@ from tfopt.keras3 import _models
 from tfopt.keras3.quantization import _plan
 from tfopt.keras3.quantization import _quantizers
 from tfopt.keras3.quantization import _ranges
+from tfopt.keras3.quantization._attention import QuantMultiHeadAttention
 from tfopt.keras3.quantization._layers import QuantizeMixin
 
 INT8 = "int8"
@@ -170,7 +171,8 @@ def calibrate(model, data):
                          f"per model input), got {type(data).__name__}.")
     count = min(len(arrays[0]), _CALIBRATION_EXAMPLES)
     quantizers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
-                  if isinstance(layer, (QuantizeMixin, _ranges.FakeQuant))]
+                  if isinstance(layer, (QuantizeMixin, QuantMultiHeadAttention,
+                                        _ranges.FakeQuant))]
     for layer in quantizers:
         layer.calibrating = True
     try:

@@ -4,6 +4,7 @@ import math
 
 from tfopt.keras3 import _clone
 from tfopt.keras3 import _models
+from tfopt.keras3.quantization import _attention
 from tfopt.keras3.quantization import _layers
 from tfopt.keras3.quantization import _ranges
 
@@ -17,6 +18,8 @@ def _packed(count, bits, scales):
 
 
 def _layer_bytes(layer):
+    if isinstance(layer, _attention.QuantMultiHeadAttention):
+        return sum(_layer_bytes(getattr(layer, name)) for name in _attention.PROJECTIONS)
     if not isinstance(layer, _layers.QuantizeMixin):
         return sum(_FLOAT_BYTES * math.prod(v.shape) for v in layer.weights)
     quantized = {id(getattr(layer, _layers.private_name(layer, attr))): layout
