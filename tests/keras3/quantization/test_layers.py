@@ -58,7 +58,8 @@ def _sequence_model():
         L.Conv1DTranspose(4, 3, padding="same"),
         L.AveragePooling1D(2),
         L.EinsumDense("abc,cd->abd", (6, 5), bias_axes="d"),
-        L.GlobalAveragePooling1D(),
+        L.MaxPooling1D(2),
+        L.LSTM(4, unroll=True),  # no loop: int8 steps, each tensor with a range
         L.Dense(4),
     ])
 
@@ -79,7 +80,7 @@ CLAIMED = {
               "Subtract", "Multiply", "Average", "Concatenate", "AveragePooling2D",
               "GlobalAveragePooling2D", "Conv2DTranspose", "Activation", "Dense"},
     "sequence": {"Conv1D", "DepthwiseConv1D", "SeparableConv1D", "Conv1DTranspose",
-                 "AveragePooling1D", "EinsumDense", "GlobalAveragePooling1D", "Dense"},
+                 "AveragePooling1D", "EinsumDense", "LSTM", "Dense"},
     "attention": {"MultiHeadAttention", "Add", "LayerNormalization", "GlobalAveragePooling1D",
                   "Dense"},
 }
@@ -112,8 +113,9 @@ def test_each_layer_type_converts_to_a_fully_int8_file(converted):
     name, model, quantized, x, path = converted
     twins = {_layers.base_class(type(layer)).__name__ for layer in quantized.layers
              if isinstance(layer, quantization.QuantizeMixin)}
-    twins |= {"MultiHeadAttention" for layer in quantized.layers
-              if isinstance(layer, quantization.QuantMultiHeadAttention)}
+    twins |= {type(layer).__mro__[1].__name__ for layer in quantized.layers
+              if isinstance(layer, (quantization.QuantMultiHeadAttention,
+                                    quantization.QuantLSTM))}
     folded = [layer.name for layer in quantized.layers
               if isinstance(layer, _activations.FoldedBatchNormalization)]
     assert CLAIMED[name] - {"BatchNormalization"} <= twins

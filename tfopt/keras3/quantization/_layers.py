@@ -185,7 +185,7 @@ class QuantizeMixin:
             if scale is not None and index == 0:
                 w = w * ops.reshape(scale, tuple(w.shape[-2:]) if _CHANNELS[layout] == 2
                                     else (-1,))
-            values[attr] = _quantize_weight(self.weight_quantizer, w, layout, training)
+            values[attr] = quantize_weight(self.weight_quantizer, w, layout, training)
         return values
 
     # Bookkeeping -------------------------------------------------------------------
@@ -250,7 +250,8 @@ def scale_axes(quantizer, layout):
     return _CHANNELS[layout] if quantizer.per_channel else 0
 
 
-def _quantize_weight(quantizer, w, layout, training):
+def quantize_weight(quantizer, w, layout, training):
+    """`w` through `quantizer`, with the channel axes and int8 op its `layout` allows."""
     int8_op = layout in _PER_CHANNEL_OP
     if layout == TRANSPOSE and not isinstance(quantizer, _quantizers.Int8):
         # Output channels are the second-last axis of a transposed kernel.

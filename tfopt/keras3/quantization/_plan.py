@@ -18,6 +18,7 @@ from tfopt.keras3 import _models
 from tfopt.keras3.quantization import _activations
 from tfopt.keras3.quantization import _attention
 from tfopt.keras3.quantization import _layers
+from tfopt.keras3.quantization import _recurrent
 
 WEIGHTED_CLASSES = {_layers.base_class(cls).__name__: cls for cls in (
     _layers.QuantDense, _layers.QuantEinsumDense, _layers.QuantConv1D, _layers.QuantConv2D,
@@ -26,7 +27,8 @@ WEIGHTED_CLASSES = {_layers.base_class(cls).__name__: cls for cls in (
 
 # Layers with sublayers or steps of their own, quantized by a class of their own.
 OTHER_CLASSES = {"MultiHeadAttention": _attention.QuantMultiHeadAttention,
-                 "LayerNormalization": _attention.QuantLayerNormalization}
+                 "LayerNormalization": _attention.QuantLayerNormalization,
+                 "LSTM": _recurrent.QuantLSTM}
 
 # Layers a following BatchNormalization folds into (one output channel axis, last).
 _FOLDS_INTO = frozenset({"Dense", "Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D"})
@@ -37,10 +39,8 @@ INT8_ACTIVATIONS = frozenset({"linear", "relu", "relu6", "sigmoid", "tanh", "sof
 # Why some layers are refused, and what to do instead.
 _ADVICE = {
     "Conv3D": "TFLite's CONV_3D has no int8 kernel",
-    "LSTM": "recurrent layers are not covered by Keras 3 QAT yet; keep them float with "
-            "`layers=` (export with mode='dynamic'), or use tfopt's tf-keras path",
-    "GRU": "recurrent layers are not covered by Keras 3 QAT yet; keep them float with "
-           "`layers=` (export with mode='dynamic'), or use tfopt's tf-keras path",
+    "GRU": "GRU is not covered by Keras 3 QAT yet (LSTM with unroll=True is); keep it float "
+           "with `layers=` (export with mode='dynamic'), or use tfopt's tf-keras path",
     "SimpleRNN": "recurrent layers are not covered by Keras 3 QAT yet",
     "Bidirectional": "recurrent layers are not covered by Keras 3 QAT yet",
     "Embedding": "an Embedding's integer input has no range to learn; keep it float with "
@@ -144,10 +144,9 @@ class Plan:
                                         f"kernel; use one of {sorted(INT8_ACTIVATIONS)}")
             elif name in OTHER_CLASSES and type(layer) is getattr(keras.layers, name):
                 self.kinds[id(layer)] = "other"
-                config = layer.get_config()
-                if config.get("use_gate") or config.get("rms_scaling"):
-                    self._refuse(layer, "use_gate / rms_scaling have no quantization-aware "
-                                        "form yet")
+                reason = _other_refusal(layer.get_config())
+                if reason:
+                    self._refuse(layer, reason)
             elif name in _activations.PASS_THROUGH:
                 self.kinds[id(layer)] = "copy"
             else:
@@ -230,7 +229,7 @@ class Plan:
             new = OTHER_CLASSES[name].from_config(
                 {**config, "weight_quantizer": keras.saving.serialize_keras_object(
                     weight_quantizer)})
-            if isinstance(new, _attention.QuantMultiHeadAttention):
+            if hasattr(new, "copy_weights"):  # weights inside sublayers or a cell
                 return new, (lambda _: new.copy_weights(layer)), weights
             return new, (lambda _: new.set_quantized_weights(weights)), weights
         if kind == "weighted":
@@ -248,6 +247,24 @@ class Plan:
         else:
             new = _activations.OUTPUT_CLASSES[name].from_config(config)
         return new, (lambda _: new.set_quantized_weights(weights, batch_norm)), weights
+
+
+def _other_refusal(config):
+    """Why a MultiHeadAttention / LayerNormalization / LSTM config has no QAT form, or None."""
+    if config.get("use_gate"):
+        return "use_gate=True has no quantization-aware form yet"
+    if config.get("rms_scaling"):
+        return "rms_scaling=True has no quantization-aware form yet"
+    if "recurrent_activation" in config:
+        if not config.get("unroll"):
+            return ("an LSTM loop cannot be made int8 by the TFLite converter; build it with "
+                    "unroll=True (short, fixed-length sequences) or keep it float with `layers=`")
+        if (config.get("activation"), config.get("recurrent_activation")) != ("tanh",
+                                                                               "sigmoid"):
+            return "only the default tanh/sigmoid activations have int8 ops"
+        if config.get("stateful"):
+            return "a stateful LSTM has no quantization-aware form"
+    return None
 
 
 def _batch_norm_weights(bn):

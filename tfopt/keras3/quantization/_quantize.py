@@ -8,8 +8,6 @@ from tfopt.keras3 import _models
 from tfopt.keras3.quantization import _plan
 from tfopt.keras3.quantization import _quantizers
 from tfopt.keras3.quantization import _ranges
-from tfopt.keras3.quantization._attention import QuantMultiHeadAttention
-from tfopt.keras3.quantization._layers import QuantizeMixin
 
 INT8 = "int8"
 INT8_PRUNE_PRESERVING = "int8_prune_preserving"
@@ -170,9 +168,9 @@ def calibrate(model, data):
         raise ValueError("representative_data must be an array, or a list/dict of arrays (one "
                          f"per model input), got {type(data).__name__}.")
     count = min(len(arrays[0]), _CALIBRATION_EXAMPLES)
+    # Every tfopt layer with ranges (sublayers too: attention projections, LSTM cells).
     quantizers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
-                  if isinstance(layer, (QuantizeMixin, QuantMultiHeadAttention,
-                                        _ranges.FakeQuant))]
+                  if hasattr(layer, "calibrating")]
     for layer in quantizers:
         layer.calibrating = True
     try:

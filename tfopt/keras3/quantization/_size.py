@@ -7,6 +7,7 @@ from tfopt.keras3 import _models
 from tfopt.keras3.quantization import _attention
 from tfopt.keras3.quantization import _layers
 from tfopt.keras3.quantization import _ranges
+from tfopt.keras3.quantization import _recurrent
 
 _FLOAT_BYTES = 4
 
@@ -20,6 +21,11 @@ def _packed(count, bits, scales):
 def _layer_bytes(layer):
     if isinstance(layer, _attention.QuantMultiHeadAttention):
         return sum(_layer_bytes(getattr(layer, name)) for name in _attention.PROJECTIONS)
+    if isinstance(layer, _recurrent.QuantLSTM):
+        kernels = (layer.cell.kernel, layer.cell.recurrent_kernel)
+        bias = _FLOAT_BYTES * math.prod(layer.cell.bias.shape) if layer.cell.use_bias else 0
+        return bias + sum(_packed(math.prod(k.shape), layer.cell.weight_quantizer.bits, 1)
+                          for k in kernels)
     if not isinstance(layer, _layers.QuantizeMixin):
         return sum(_FLOAT_BYTES * math.prod(v.shape) for v in layer.weights)
     quantized = {id(getattr(layer, _layers.private_name(layer, attr))): layout
