@@ -12,6 +12,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from tfopt import export
 from tfopt.keras3 import quantization
+from tfopt.keras3 import _clone
 from tfopt.keras3.quantization import _activations
 from tfopt.keras3.quantization import _layers
 from tfopt.keras3.quantization import _plan
@@ -26,8 +27,9 @@ def _dense_model():
     x = L.Dense(5)(i)
     x = L.BatchNormalization()(x)  # folded into the Dense
     x = L.ReLU()(x)
-    x = L.Dense(8, activation="tanh")(x)  # tanh: its own TFLite op, a range before it
-    return keras.Model(i, L.Softmax()(L.Dense(4)(x)))
+    # A nested model; tanh is a TFLite op of its own, with a range before it.
+    block = keras.Sequential([keras.Input((5,)), L.Dense(8, activation="tanh")], name="block")
+    return keras.Model(i, L.Softmax()(L.Dense(4)(block(x))))
 
 
 def _image_model():
@@ -111,13 +113,17 @@ def converted(request, tmp_path_factory):
 
 def test_each_layer_type_converts_to_a_fully_int8_file(converted):
     name, model, quantized, x, path = converted
-    twins = {_layers.base_class(type(layer)).__name__ for layer in quantized.layers
+    layers = list(_clone.all_layers(quantized))  # nested models entered
+    twins = {_layers.base_class(type(layer)).__name__ for layer in layers
              if isinstance(layer, quantization.QuantizeMixin)}
-    twins |= {type(layer).__mro__[1].__name__ for layer in quantized.layers
+    twins |= {type(layer).__mro__[1].__name__ for layer in layers
               if isinstance(layer, (quantization.QuantMultiHeadAttention,
                                     quantization.QuantLSTM))}
-    folded = [layer.name for layer in quantized.layers
+    folded = [layer.name for layer in layers
               if isinstance(layer, _activations.FoldedBatchNormalization)]
+    assert not [layer.name for layer in layers if type(layer).__module__.startswith(
+        "keras.") and type(layer).__name__ not in _activations.PASS_THROUGH | {
+        "Functional", "Sequential"}]
     assert CLAIMED[name] - {"BatchNormalization"} <= twins
     assert folded or name in ("sequence", "attention")
     interpreter = Interpreter(model_path=path)
