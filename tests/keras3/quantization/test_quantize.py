@@ -149,6 +149,15 @@ def test_low_bit_kernels_take_their_levels_per_channel(sparse_model, scheme, lev
     assert quantization.packed_weight_bytes(model) < dense / 4
 
 
+def test_layers_leaves_the_others_float_and_keeps_their_weights(sparse_model):
+    model = quantization.quantize(sparse_model, layers=lambda layer: layer.name == "conv")
+    assert isinstance(model.get_layer("conv"), quantization.QuantConv2D)
+    logits = model.get_layer("logits")
+    assert type(logits) is L.Dense
+    np.testing.assert_array_equal(logits.kernel.numpy(),
+                                  sparse_model.get_layer("logits").kernel.numpy())
+
+
 def test_packed_weight_bytes_counts_int8_kernels_and_float_biases():
     tiny = keras.Sequential([keras.Input((5,)), L.Dense(4)])
     assert quantization.packed_weight_bytes(tiny) == 96

@@ -111,10 +111,10 @@ class Plan:
 
     def __init__(self, model, selected):
         self.model = model
-        self.folded = {}  # id(batch norm) -> the layer it folds into
         self.fold_target = {}  # id(layer) -> the batch norm folded into it
         self.refused = []  # (name, type, reason)
-        self.kinds = {}  # id(layer) -> "weighted" | "output" | "folded" | "float" | "copy"
+        # id(layer) -> "weighted" | "output" | "other" | "folded" | "float" | "copy"
+        self.kinds = {}
         self.fused = set()  # ids of layers whose output range a following ReLU gives
         self._walk(model, selected)
 
@@ -130,7 +130,7 @@ class Plan:
             elif name == "BatchNormalization":
                 target = self._fold_target(layer, consumers, producers, outputs, selected)
                 if target is not None:
-                    self.folded[id(layer)], self.fold_target[id(target)] = target, layer
+                    self.fold_target[id(target)] = layer
                     self.kinds[id(layer)] = "folded"
                 else:
                     self.kinds[id(layer)] = "output"
