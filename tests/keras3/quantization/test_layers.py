@@ -41,23 +41,27 @@ def _image_model():
     c = L.BatchNormalization()(c)  # after a ReLU: not foldable, an int8 multiply and add
     x = L.Add()([a, b])
     x = L.Subtract()([x, c])
-    gate = L.Dense(4, activation="sigmoid")(L.GlobalAveragePooling2D()(x))
+    pooled = L.Add()([L.GlobalAveragePooling2D()(x), L.GlobalMaxPooling2D()(x)])
+    gate = L.Dense(4, activation="sigmoid")(pooled)
     x = L.Multiply()([x, L.Reshape((1, 1, 4))(gate)])  # squeeze-excite
     x = L.Average()([x, a])
     x = L.Concatenate()([x, c])
     x = L.AveragePooling2D(2)(x)
     x = L.Conv2DTranspose(4, 3, strides=2, padding="same")(x)
     x = L.MaxPooling2D()(x)
+    x = L.Cropping2D(1)(L.ZeroPadding2D(1)(L.Dropout(0.2)(x)))
     return keras.Model(i, L.Dense(4)(L.Flatten()(x)))
 
 
 def _sequence_model():
     return keras.Sequential([
         keras.Input((12, 3)),
-        L.Conv1D(4, 3, padding="same"),
+        L.ZeroPadding1D(2),
+        L.Conv1D(4, 3),
         L.DepthwiseConv1D(3, padding="same"),
         L.SeparableConv1D(4, 3, padding="same", activation="relu"),
         L.Conv1DTranspose(4, 3, padding="same"),
+        L.Cropping1D(1),
         L.AveragePooling1D(2),
         L.EinsumDense("abc,cd->abd", (6, 5), bias_axes="d"),
         L.MaxPooling1D(2),

@@ -147,8 +147,10 @@ OUTPUT_CLASSES = {cls.__mro__[2].__name__: cls for cls in (
     QuantBatchNormalization)}
 
 # Layers that move int8 values without computing new ones: no range of their own.
+# (Dropout and its kin are identities in inference; the others convert to int8
+# RESHAPE, MAX_POOL_2D, REDUCE_MAX, PAD and STRIDED_SLICE.)
 PASS_THROUGH = frozenset({
     "Flatten", "Reshape", "MaxPooling1D", "MaxPooling2D", "GlobalMaxPooling1D",
     "GlobalMaxPooling2D", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D",
     "Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout",
-    "AlphaDropout", "ActivityRegularization", "Identity", "InputLayer", "Permute"})
+    "AlphaDropout", "Identity", "InputLayer"})
