@@ -41,7 +41,7 @@ def float_cnn(split):
         L.Flatten(),
         L.Dense(10, name="logits"),
     ]), 1e-2)
-    model.fit(x, y, epochs=5, batch_size=32, verbose=0)
+    model.fit(x, y, epochs=4, batch_size=64, verbose=0)
     return model
 
 
@@ -51,7 +51,7 @@ def qat(float_cnn, split, tmp_path_factory):
     keras.utils.set_random_seed(0)
     model = _compile(quantization.quantize(float_cnn, "int8", representative_data=x[:200]),
                      1e-3)
-    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    model.fit(x, y, epochs=1, batch_size=64, verbose=0)
     path = export.tflite(model, str(tmp_path_factory.mktemp("qat") / "cnn.tflite"), mode="int8")
     return model, path
 
