@@ -34,7 +34,8 @@ def _dense_model():
 
 def _image_model():
     i = keras.Input((8, 8, 3))
-    a = L.Activation("relu")(L.BatchNormalization()(L.Conv2D(4, 3, padding="same")(i)))
+    scaled = L.Rescaling(0.5, offset=-0.25)(i)
+    a = L.Activation("relu")(L.BatchNormalization()(L.Conv2D(4, 3, padding="same")(scaled)))
     b = L.SeparableConv2D(4, 3, padding="same")(i)
     c = L.BatchNormalization()(L.DepthwiseConv2D(3, padding="same", depth_multiplier=2)(i))
     c = L.Conv2D(4, 1, activation="relu")(c)
@@ -48,7 +49,7 @@ def _image_model():
     x = L.Concatenate()([x, c])
     x = L.AveragePooling2D(2)(x)
     x = L.Conv2DTranspose(4, 3, strides=2, padding="same")(x)
-    x = L.MaxPooling2D()(x)
+    x = L.UpSampling2D()(L.MaxPooling2D(4)(x))
     x = L.Cropping2D(1)(L.ZeroPadding2D(1)(L.Dropout(0.2)(x)))
     return keras.Model(i, L.Dense(4)(L.Flatten()(x)))
 
@@ -84,7 +85,7 @@ CLAIMED = {
     "dense": {"Dense", "BatchNormalization", "ReLU", "Softmax"},
     "image": {"Conv2D", "SeparableConv2D", "DepthwiseConv2D", "BatchNormalization", "Add",
               "Subtract", "Multiply", "Average", "Concatenate", "AveragePooling2D",
-              "GlobalAveragePooling2D", "Conv2DTranspose", "Activation", "Dense"},
+              "GlobalAveragePooling2D", "Conv2DTranspose", "Activation", "Dense", "Rescaling"},
     "sequence": {"Conv1D", "DepthwiseConv1D", "SeparableConv1D", "Conv1DTranspose",
                  "AveragePooling1D", "EinsumDense", "LSTM", "Dense"},
     "attention": {"MultiHeadAttention", "Add", "LayerNormalization", "GlobalAveragePooling1D",

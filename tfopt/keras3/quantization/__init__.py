@@ -21,6 +21,7 @@ from tfopt.keras3.quantization._activations import QuantGlobalAveragePooling1D
 from tfopt.keras3.quantization._activations import QuantGlobalAveragePooling2D
 from tfopt.keras3.quantization._activations import QuantMultiply
 from tfopt.keras3.quantization._activations import QuantReLU
+from tfopt.keras3.quantization._activations import QuantRescaling
 from tfopt.keras3.quantization._activations import QuantSoftmax
 from tfopt.keras3.quantization._activations import QuantSubtract
 from tfopt.keras3.quantization._attention import QuantLayerNormalization

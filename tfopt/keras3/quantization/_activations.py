@@ -125,6 +125,21 @@ class QuantBatchNormalization(QuantizeMixin, _L.BatchNormalization):
 
 
 @_register
+class QuantRescaling(QuantizeMixin, _L.Rescaling):
+    """`keras.layers.Rescaling` as an int8 multiply (and add), each with a range."""
+
+    def _build_ranges(self):
+        self._scaled_range = _ranges.Range(self, "scaled")
+        self._extra.extend(self._scaled_range.variables)
+
+    def _quantized_call(self, base_call, args, kwargs, update):
+        inputs = ops.cast(args[0], self.compute_dtype)
+        scaled = self._scaled_range(inputs * ops.cast(self.scale, inputs.dtype), update,
+                                    self.decay)
+        return scaled + ops.cast(self.offset, inputs.dtype)
+
+
+@_register
 class FoldedBatchNormalization(_L.Layer):
     """Where a BatchNormalization was: `quantize` folded it into the layer before it.
 
@@ -144,13 +159,13 @@ OUTPUT_CLASSES = {cls.__mro__[2].__name__: cls for cls in (
     QuantAdd, QuantSubtract, QuantMultiply, QuantAverage, QuantConcatenate,
     QuantAveragePooling1D, QuantAveragePooling2D, QuantGlobalAveragePooling1D,
     QuantGlobalAveragePooling2D, QuantReLU, QuantActivation, QuantSoftmax,
-    QuantBatchNormalization)}
+    QuantBatchNormalization, QuantRescaling)}
 
 # Layers that move int8 values without computing new ones: no range of their own.
 # (Dropout and its kin are identities in inference; the others convert to int8
-# RESHAPE, MAX_POOL_2D, REDUCE_MAX, PAD and STRIDED_SLICE.)
+# RESHAPE, MAX_POOL_2D, REDUCE_MAX, PAD, STRIDED_SLICE and RESIZE_*.)
 PASS_THROUGH = frozenset({
     "Flatten", "Reshape", "MaxPooling1D", "MaxPooling2D", "GlobalMaxPooling1D",
     "GlobalMaxPooling2D", "ZeroPadding1D", "ZeroPadding2D", "Cropping1D", "Cropping2D",
     "Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout",
-    "AlphaDropout", "Identity", "InputLayer"})
+    "AlphaDropout", "Identity", "InputLayer", "UpSampling1D", "UpSampling2D"})
