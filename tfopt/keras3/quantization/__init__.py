@@ -37,6 +37,8 @@ from tfopt.keras3.quantization._layers import QuantEinsumDense
 from tfopt.keras3.quantization._layers import QuantizeMixin
 from tfopt.keras3.quantization._layers import QuantSeparableConv1D
 from tfopt.keras3.quantization._layers import QuantSeparableConv2D
+from tfopt.keras3.quantization._recurrent import QuantGRU
+from tfopt.keras3.quantization._recurrent import QuantGRUCell
 from tfopt.keras3.quantization._recurrent import QuantLSTM
 from tfopt.keras3.quantization._recurrent import QuantLSTMCell
 from tfopt.keras3.quantization._quantize import SCHEMES

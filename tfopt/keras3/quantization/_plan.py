@@ -28,7 +28,8 @@ WEIGHTED_CLASSES = {_layers.base_class(cls).__name__: cls for cls in (
 # Layers with sublayers or steps of their own, quantized by a class of their own.
 OTHER_CLASSES = {"MultiHeadAttention": _attention.QuantMultiHeadAttention,
                  "LayerNormalization": _attention.QuantLayerNormalization,
-                 "LSTM": _recurrent.QuantLSTM}
+                 "LSTM": _recurrent.QuantLSTM,
+                 "GRU": _recurrent.QuantGRU}
 
 # Layers a following BatchNormalization folds into (one output channel axis, last).
 _FOLDS_INTO = frozenset({"Dense", "Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D"})
@@ -39,8 +40,6 @@ INT8_ACTIVATIONS = frozenset({"linear", "relu", "relu6", "sigmoid", "tanh", "sof
 # Why some layers are refused, and what to do instead.
 _ADVICE = {
     "Conv3D": "TFLite's CONV_3D has no int8 kernel",
-    "GRU": "GRU is not covered by Keras 3 QAT yet (LSTM with unroll=True is); keep it float "
-           "with `layers=` (export with mode='dynamic'), or use tfopt's tf-keras path",
     "SimpleRNN": "recurrent layers are not covered by Keras 3 QAT yet",
     "Bidirectional": "recurrent layers are not covered by Keras 3 QAT yet",
     "Embedding": "an Embedding's integer input has no range to learn; keep it float with "
@@ -250,20 +249,23 @@ class Plan:
 
 
 def _other_refusal(config):
-    """Why a MultiHeadAttention / LayerNormalization / LSTM config has no QAT form, or None."""
+    """Why a MultiHeadAttention / LayerNormalization / LSTM / GRU config has no QAT form."""
     if config.get("use_gate"):
         return "use_gate=True has no quantization-aware form yet"
     if config.get("rms_scaling"):
         return "rms_scaling=True has no quantization-aware form yet"
     if "recurrent_activation" in config:
         if not config.get("unroll"):
-            return ("an LSTM loop cannot be made int8 by the TFLite converter; build it with "
-                    "unroll=True (short, fixed-length sequences) or keep it float with `layers=`")
+            return ("a recurrent loop cannot be made int8 by the TFLite converter; build it "
+                    "with unroll=True (short, fixed-length sequences) or keep it float with "
+                    "`layers=`")
+        if config.get("reset_after") is False:
+            return "a GRU with reset_after=False has no quantization-aware form yet"
         if (config.get("activation"), config.get("recurrent_activation")) != ("tanh",
                                                                                "sigmoid"):
             return "only the default tanh/sigmoid activations have int8 ops"
         if config.get("stateful"):
-            return "a stateful LSTM has no quantization-aware form"
+            return "a stateful recurrent layer has no quantization-aware form"
     return None
 
 

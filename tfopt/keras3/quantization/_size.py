@@ -21,7 +21,7 @@ def _packed(count, bits, scales):
 def _layer_bytes(layer):
     if isinstance(layer, _attention.QuantMultiHeadAttention):
         return sum(_layer_bytes(getattr(layer, name)) for name in _attention.PROJECTIONS)
-    if isinstance(layer, _recurrent.QuantLSTM):
+    if isinstance(layer, (_recurrent.QuantLSTM, _recurrent.QuantGRU)):
         kernels = (layer.cell.kernel, layer.cell.recurrent_kernel)
         bias = _FLOAT_BYTES * math.prod(layer.cell.bias.shape) if layer.cell.use_bias else 0
         return bias + sum(_packed(math.prod(k.shape), layer.cell.weight_quantizer.bits, 1)
