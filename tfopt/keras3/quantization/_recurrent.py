@@ -18,6 +18,8 @@ from tfopt.keras3.quantization import _quantizers
 from tfopt.keras3.quantization import _ranges
 
 _L = keras.layers
+
+
 class _CellMixin:
     """Quantized kernels, one range per named step, and the config of both."""
 
