@@ -1,78 +1,68 @@
-"""Which layers tfopt prunes, and which of their weights.
+"""Which tf-keras layers tfopt prunes, and which of their weights.
 
-Each supported layer type maps to a `LayerSpec`: the weights pruned (by attribute
-path, with the axis of output units for channel pruning and the input axis for
-N:M groups) and the weights cut along with whole units (the bias). Layers that
-follow a channel-pruned layer and carry one value per channel (BatchNormalization,
-depthwise convolutions) have a per-channel spec: their per-channel weights take the
-producer's unit mask, so a removed channel is exactly zero downstream. Layers
-whose units meet the leader's at a residual merge follow it the same way, with
-their own units masked (`follower_spec`).
+The specs are `tfopt.core.layer_specs`', keyed by class name; this module maps
+a tf-keras layer to the name of its built-in class (isinstance, so subclasses
+count), reads the attributes the specs depend on, and adds tfmot's
+`PrunableLayer`, whose weights its `get_prunable_weights` names. Layers whose
+units meet the leader's at a residual merge follow it with their own units
+masked (`follower_spec`).
 """
 
-import dataclasses
+import functools
 
 import tf_keras as keras
 from tensorflow_model_optimization.python.core.sparsity.keras import (
     prunable_layer as tfmot_prunable_layer,
 )
 
+from tfopt.core import layer_specs
+from tfopt.core.layer_specs import LayerSpec
+from tfopt.core.layer_specs import Target
+
 PrunableLayer = tfmot_prunable_layer.PrunableLayer
 
-
-@dataclasses.dataclass(frozen=True)
-class Target:
-    """One weight of a layer, by attribute path ("kernel", "cell.kernel")."""
-
-    path: str
-    unit_axis: int | None = None  # axis of output units; None: no channel pruning
-    input_axis: int | None = None  # axis of N:M groups; None: no N:M
-
-
-@dataclasses.dataclass(frozen=True)
-class LayerSpec:
-    pruned: tuple  # Targets scored by the criterion
-    unit_weights: tuple = ()  # Targets masked with whole units under "channels"
-
-    @property
-    def channel_capable(self):
-        return any(t.unit_axis is not None for t in self.pruned)
-
-
 _L = keras.layers
-_SEPARABLE = (_L.SeparableConv1D, _L.SeparableConv2D)
-_DEPTHWISE = tuple(getattr(_L, n) for n in ("DepthwiseConv1D", "DepthwiseConv2D") if hasattr(_L, n))
-_CONV = (_L.Conv1D, _L.Conv2D, _L.Conv3D)
-_TRANSPOSED = tuple(getattr(_L, n) for n in ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"))
-_RNN = (_L.LSTM, _L.GRU, _L.SimpleRNN)
-# The four projections of MultiHeadAttention, EinsumDense sublayers built with it.
-_ATTENTION_PATHS = tuple(f"_{name}_dense.kernel" for name in ("query", "key", "value", "output"))
+_ATTENTION_PATHS = layer_specs.ATTENTION_PATHS
 
-SUPPORTED = (
-    "Dense, EinsumDense, Conv1D, Conv2D, Conv3D, DepthwiseConv1D, DepthwiseConv2D, "
-    "SeparableConv1D, SeparableConv2D, Embedding, LSTM, GRU, SimpleRNN, Bidirectional "
-    "(of LSTM, GRU or SimpleRNN), MultiHeadAttention, and layers implementing "
-    "tfmot.sparsity.keras.PrunableLayer"
-)
+SUPPORTED = layer_specs.SUPPORTED + ", and layers implementing tfmot.sparsity.keras.PrunableLayer"
+
+
+def class_name(layer):
+    """The name of the first public tf-keras layer class `layer` is an instance of.
+
+    A user's subclass of Dense is a "Dense" (as isinstance would say); the core
+    tables (`tfopt.core`) are keyed by these names. None for objects that are
+    no tf-keras layer.
+    """
+    return _builtin_name(type(layer))
+
+
+@functools.lru_cache(maxsize=None)
+def _builtin_name(cls):
+    # keras.layers.Conv2D and its alias Convolution2D are one class, named "Conv2D".
+    return next((base.__name__ for base in cls.__mro__
+                 if getattr(_L, base.__name__, None) is base), None)
 
 
 def is_supported(layer):
     """Whether tfopt can prune this layer's type."""
-    kinds = _SEPARABLE + _DEPTHWISE + _CONV + _RNN + (
-        _L.Dense, _L.EinsumDense, _L.Embedding, _L.MultiHeadAttention, PrunableLayer)
-    return (isinstance(layer, kinds) and not isinstance(layer, _TRANSPOSED)) \
+    name = class_name(layer)
+    if name in layer_specs.TRANSPOSED:
+        return False
+    return name in layer_specs.PRUNABLE or isinstance(layer, PrunableLayer) \
         or bidirectional_rnn(layer)
 
 
 def bidirectional_rnn(layer):
     """Whether `layer` is a Bidirectional wrapper around an LSTM, GRU or SimpleRNN."""
-    return isinstance(layer, _L.Bidirectional) and isinstance(layer.forward_layer, _RNN) \
-        and isinstance(layer.backward_layer, _RNN)
+    return class_name(layer) == "Bidirectional" and all(
+        class_name(inner) in layer_specs.RNN
+        for inner in (layer.forward_layer, layer.backward_layer))
 
 
 def can_follow(layer):
     """Whether this layer's type can copy a channel-pruned leader's unit mask."""
-    return isinstance(layer, (_L.BatchNormalization,) + _DEPTHWISE) or channel_capable(layer)
+    return layer_specs.can_follow(class_name(layer)) or channel_capable(layer)
 
 
 def channel_capable(layer):
@@ -84,39 +74,16 @@ def channel_capable(layer):
     return spec is not None and spec.channel_capable
 
 
-def _bias(layer):
-    return (Target("bias", unit_axis=0),) if getattr(layer, "use_bias", False) else ()
-
-
 def spec_for(layer):
     """The LayerSpec of a layer, or None when tfopt does not prune its type."""
-    if isinstance(layer, _SEPARABLE):
-        return LayerSpec((Target("depthwise_kernel"),
-                          Target("pointwise_kernel", unit_axis=-1, input_axis=-2)), _bias(layer))
-    if isinstance(layer, _DEPTHWISE):
-        return LayerSpec((Target("depthwise_kernel"),), ())
-    if isinstance(layer, _CONV) and not isinstance(layer, _TRANSPOSED):
-        return LayerSpec((Target("kernel", unit_axis=-1, input_axis=-2),), _bias(layer))
-    if isinstance(layer, _L.Dense):
-        return LayerSpec((Target("kernel", unit_axis=-1, input_axis=0),), _bias(layer))
-    if isinstance(layer, _L.Embedding):
-        return LayerSpec((Target("embeddings", unit_axis=-1),))
-    if isinstance(layer, _L.EinsumDense):
-        return LayerSpec((Target("kernel"),))
-    if isinstance(layer, _RNN):
-        return LayerSpec(_rnn_targets(""))
-    if bidirectional_rnn(layer):
-        return LayerSpec(_rnn_targets("forward_layer.") + _rnn_targets("backward_layer."))
-    if isinstance(layer, _L.MultiHeadAttention):
-        return LayerSpec(tuple(Target(path) for path in _ATTENTION_PATHS))
-    if isinstance(layer, PrunableLayer):
+    name = class_name(layer)
+    wrapped = None
+    if name == "Bidirectional":
+        wrapped = (class_name(layer.forward_layer), class_name(layer.backward_layer))
+    spec = layer_specs.spec_for(name, getattr(layer, "use_bias", False), wrapped)
+    if spec is None and isinstance(layer, PrunableLayer):
         return LayerSpec(tuple(Target(path) for path in _custom_paths(layer)))
-    return None
-
-
-def _rnn_targets(prefix):
-    return (Target(f"{prefix}cell.kernel", input_axis=0),
-            Target(f"{prefix}cell.recurrent_kernel", input_axis=0))
+    return spec
 
 
 def follower_spec(layer):
@@ -128,25 +95,22 @@ def follower_spec(layer):
     """
     spec = per_channel_spec(layer)
     if spec is None and channel_capable(layer):
-        own = spec_for(layer)
-        spec = LayerSpec((), tuple(t for t in own.pruned if t.unit_axis is not None)
-                         + own.unit_weights)
+        spec = layer_specs.member_spec(spec_for(layer))
     return spec
 
 
 def per_channel_spec(layer):
     """Per-channel weights of a layer that keeps a producer's channels, or None."""
-    if isinstance(layer, _L.BatchNormalization):
-        # Built BatchNormalization layers hold a list of positive axes.
-        axes = list(layer.axis) if isinstance(layer.axis, (list, tuple)) else [layer.axis]
-        ndim = layer.input_spec.ndim if layer.input_spec is not None else None
-        if len(axes) != 1 or ndim is None or axes[0] not in (-1, ndim - 1):
-            return None
-        return LayerSpec((), tuple(Target(name, unit_axis=0) for name in ("gamma", "beta")
-                                   if getattr(layer, name, None) is not None))
-    if isinstance(layer, _DEPTHWISE) and layer.depth_multiplier == 1:
-        return LayerSpec((), (Target("depthwise_kernel", unit_axis=-2),) + _bias(layer))
-    return None
+    name = class_name(layer)
+    if name == "BatchNormalization":
+        return layer_specs.per_channel_spec(
+            name, axis=layer.axis,
+            ndim=layer.input_spec.ndim if layer.input_spec is not None else None,
+            scale=getattr(layer, "gamma", None) is not None,
+            center=getattr(layer, "beta", None) is not None)
+    return layer_specs.per_channel_spec(
+        name, use_bias=getattr(layer, "use_bias", False),
+        depth_multiplier=getattr(layer, "depth_multiplier", 1))
 
 
 def _custom_paths(layer):

@@ -3,7 +3,6 @@
 import inspect
 import weakref
 
-import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 from absl import logging
