@@ -1,0 +1,166 @@
+"""Distiller: the same loss, metrics, hints and checks on tf-keras and Keras 3 models."""
+
+import numpy as np
+import pytest
+
+from tests.keras3.distillation.conftest import APIS
+from tests.keras3.distillation.conftest import mlp
+
+
+def _log_softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def _one_class_teacher(k, answer=3):
+    """A teacher that always answers `answer`, whatever the input."""
+    teacher = mlp(k, 16, 0, name="teacher")
+    logits = teacher.get_layer("logits")
+    bias = np.zeros(10, "float32")
+    bias[answer] = 4.0
+    logits.set_weights([np.zeros_like(logits.get_weights()[0]), bias])
+    return teacher
+
+
+@pytest.mark.parametrize("version", APIS)
+@pytest.mark.parametrize("labels", [True, False], ids=["labels", "label_free"])
+def test_the_student_learns_to_answer_what_the_teacher_answers(version, labels, digits):
+    k, distillation = APIS[version]
+    x, y = digits
+    distiller = distillation.Distiller(_one_class_teacher(k), mlp(k, 8, 1), alpha=0.1)
+    distiller.compile(k.optimizers.Adam(1e-2))
+    history = distiller.fit(x, *([y] if labels else []), epochs=3, batch_size=64,
+                            verbose=0).history
+    answers = np.argmax(distiller.predict(x, verbose=0), axis=1)
+    assert np.mean(answers == 3) > 0.9
+    if labels:
+        assert set(history) == {"loss", "student_loss", "distillation_loss"}
+    else:  # the soft targets alone: no student_loss, and loss is the distillation loss
+        assert set(history) == {"loss", "distillation_loss"}
+        np.testing.assert_allclose(history["loss"], history["distillation_loss"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("version", APIS)
+def test_loss_is_the_weighted_sum_and_only_the_student_trains(version, teachers, digits):
+    k, distillation = APIS[version]
+    x, y = digits
+    teacher = teachers(version)
+    distiller = distillation.Distiller(teacher, mlp(k, 8, 1, name="student"), temperature=3.0,
+                                       alpha=0.25)
+    distiller.compile(k.optimizers.Adam(1e-2), metrics=["accuracy"])
+    t = np.asarray(teacher(x[:32])), np.asarray(distiller.student(x[:32]))
+    pt, ps = _log_softmax(t[0] / 3.0), _log_softmax(t[1] / 3.0)
+    soft = 9.0 * np.mean(np.sum(np.exp(pt) * (pt - ps), axis=-1))
+    hard = np.mean(-_log_softmax(t[1])[np.arange(32), y[:32]])
+    logs = distiller.evaluate(x[:32], y[:32], batch_size=32, verbose=0, return_dict=True)
+    assert set(logs) == {"loss", "student_loss", "distillation_loss", "accuracy"}
+    assert logs["student_loss"] == pytest.approx(hard, rel=1e-4)
+    assert logs["distillation_loss"] == pytest.approx(soft, rel=1e-4)
+    assert logs["loss"] == pytest.approx(0.25 * hard + 0.75 * soft, rel=1e-4)
+
+    before = [w.copy() for w in teacher.get_weights()], [w.copy() for w in
+                                                         distiller.student.get_weights()]
+    history = distiller.fit(x, y, epochs=2, batch_size=64, verbose=0).history
+    for a, b in zip(before[0], teacher.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert all(not np.array_equal(a, b) for a, b in zip(before[1],
+                                                        distiller.student.get_weights()))
+    assert history["distillation_loss"][-1] < history["distillation_loss"][0]
+
+
+def _count_calls(layer):
+    """Counts the calls of `layer` (an eager fit calls it once per student forward pass)."""
+    calls = []
+    call = layer.call
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return call(*args, **kwargs)
+
+    layer.call = counted
+    return calls
+
+
+@pytest.mark.parametrize("version", APIS)
+def test_hints_between_widths_train_a_projection_in_one_student_pass(version, teachers, digits):
+    k, distillation = APIS[version]
+    x, y = digits
+    student = mlp(k, 8, 1, name="student")
+    distiller = distillation.Distiller(teachers(version), student, hints=[("hidden", "hidden")],
+                                       hint_weight=0.5)
+    distiller.compile(k.optimizers.Adam(1e-2), run_eagerly=True)
+    (projection,) = [p for p in distiller.hint_projections if p is not None]
+    assert projection.get_weights()[0].shape == (8, 64)  # student width -> teacher width
+    assert projection.name not in [layer.name for layer in distiller.student.layers]
+    before = projection.get_weights()[0].copy()
+    calls = _count_calls(student.get_layer("hidden"))
+    history = distiller.fit(x[:256], y[:256], epochs=1, batch_size=64, verbose=0).history
+    assert len(calls) == 4  # 4 steps, one student pass each (Keras' own Distiller makes 2)
+    assert not np.array_equal(before, projection.get_weights()[0])
+    assert set(history) == {"loss", "student_loss", "distillation_loss", "hint_loss"}
+    combined = 0.1 * history["student_loss"][0] + 0.9 * history["distillation_loss"][0] \
+        + 0.5 * history["hint_loss"][0]
+    assert history["loss"][0] == pytest.approx(combined, rel=1e-4)
+
+
+@pytest.mark.parametrize("version", APIS)
+def test_probability_teachers_need_saying_so_and_give_the_logits_loss(version, digits):
+    k, distillation = APIS[version]
+    x, y = digits
+    # Untrained: no probability small enough to be clipped before its log is taken.
+    teacher = mlp(k, 16, 0, name="teacher")
+    softmax = k.Sequential([k.Input((8, 8, 1)), teacher, k.layers.Softmax()])
+    with pytest.raises(ValueError, match=r"ends in a softmax.*teacher_outputs='probabilities'"):
+        distillation.Distiller(softmax, mlp(k, 8, 1))
+    losses = []
+    for model, kind in ((teacher, "logits"), (softmax, "probabilities")):
+        distiller = distillation.Distiller(model, mlp(k, 8, 1), teacher_outputs=kind)
+        distiller.compile("adam")
+        losses.append(distiller.evaluate(x[:64], y[:64], verbose=0, return_dict=True))
+    assert losses[1]["distillation_loss"] == pytest.approx(losses[0]["distillation_loss"],
+                                                           rel=1e-4)
+
+
+@pytest.mark.parametrize("version", APIS)
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(temperature=0), ValueError, r"temperature must be a finite number > 0, got 0"),
+    (dict(alpha=1.5), ValueError, r"alpha must be in \[0, 1\], got 1.5"),
+    (dict(teacher_outputs="softmax"), ValueError,
+     r"teacher_outputs must be one of \['logits', 'probabilities'\]"),
+    (dict(hints="hidden"), ValueError, r"hints must be a list of \(teacher layer name"),
+    (dict(hints=[("hidden", "nope")]), ValueError, r"The student .* has no layer 'nope'"),
+    (dict(hint_weight=2.0), ValueError, r"hint_weight=2.0 has no effect without hints"),
+    (dict(temprature=2.0), TypeError, r"unexpected keyword argument\(s\) \['temprature'\] "
+                                      r"\(did you mean \['temperature'\]\?\)"),
+])
+def test_bad_arguments_are_explained(version, kwargs, error, match):
+    k, distillation = APIS[version]
+    with pytest.raises(error, match=match):
+        distillation.Distiller(mlp(k, 16, 0, name="teacher"), mlp(k, 8, 1, name="student"),
+                               **kwargs)
+
+
+@pytest.mark.parametrize("version", APIS)
+def test_bad_data_and_losses_are_explained_before_training(version, teachers, digits):
+    k, distillation = APIS[version]
+    x, y = digits
+    distiller = distillation.Distiller(teachers(version), mlp(k, 8, 1))
+    with pytest.raises(ValueError, match=r"reads the student's outputs as probabilities"):
+        distiller.compile("adam", loss=k.losses.SparseCategoricalCrossentropy())
+    distiller.compile("adam")
+    with pytest.raises(ValueError, match=r"y must hold integer class indices in \[0, 10\)"):
+        distiller.fit(x[:8], y[:8] + 10, verbose=0)
+    with pytest.raises(ValueError, match=r"x has shape \(8, 64\)"):
+        distiller.fit(x[:8].reshape(8, 64), y[:8], verbose=0)
+    with pytest.raises(ValueError, match=r"output shape .* differ"):
+        distillation.Distiller(teachers(version), k.Sequential(
+            [k.Input((8, 8, 1)), k.layers.Flatten(), k.layers.Dense(3)]))
+
+
+@pytest.mark.parametrize("version, other", [("tf_keras", "keras3"), ("keras3", "tf_keras")])
+def test_a_model_of_the_other_keras_gets_the_right_import(version, other):
+    _, distillation = APIS[version]
+    k, _ = APIS[other]
+    package = "tfopt.distillation" if other == "tf_keras" else "tfopt.keras3.distillation"
+    with pytest.raises(ValueError, match=rf"Distiller teacher needs .*{package}\.Distiller"):
+        distillation.Distiller(mlp(k, 16, 0), mlp(k, 8, 1))
