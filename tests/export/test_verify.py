@@ -104,8 +104,9 @@ def test_a_file_that_is_not_a_tflite_model_is_named(kind, tmp_path, tflite_files
     (dict(latency_runs=-1), ValueError, r"latency_runs must be 0 \(skip\) or more, got -1"),
     (dict(num_threads="2"), TypeError, r"num_threads must be an int, 1 or more, got str '2'"),
     (dict(num_threads=0), ValueError, r"num_threads must be 1 or more, got 0"),
-    (dict(reference="model.keras"), ValueError, r"verify_tflite's reference needs a tf_keras "
-                                                r"Model, got builtins.str"),
+    (dict(reference="model.keras"), ValueError, r"verify_tflite's reference needs a Keras "
+                                                r"model, tf_keras \(Keras 2\) or Keras 3, got "
+                                                r"builtins.str"),
 ])
 def test_arguments_of_the_wrong_type_are_named(kwargs, error, message, tflite_files,
                                                digits_split):

@@ -6,13 +6,16 @@ the model, so every mistake the tool can see ends the run before TensorFlow
 converts or saves anything.
 """
 
+import json
 import os
+import zipfile
 
 import tf_keras as keras
 
 from tfopt import _data
 from tfopt.cli import _inputs
 from tfopt.cli._app import UsageError
+from tfopt.export import _inputs as _export_inputs
 from tfopt.export import _layout
 from tfopt.export import _servable
 from tfopt.export import _serving_config
@@ -110,10 +113,17 @@ def validate_labels(labels):
 def load_model(path):
     """The model to export from --model, as a server runs it (pruning wrappers stripped).
 
-    --model is a .keras (or .h5) file or a tf_keras SavedModel directory.
+    --model is a .keras (or .h5) file or a tf_keras SavedModel directory. A
+    .keras file saved by Keras 3 (its metadata.json says so) is loaded with
+    Keras 3, every other file as a tf_keras model.
     """
     given = f"--model={path!r}"
-    model = _load_saved_model(path, given) if os.path.isdir(path) else _inputs.load_model(path)
+    if os.path.isdir(path):
+        model = _load_saved_model(path, given)
+    elif _saved_by_keras3(path):
+        model = _load_keras3(path, given)
+    else:
+        model = _inputs.load_model(path)
     try:
         model = _servable.validate_model(model, given)
     except ValueError as error:
@@ -141,6 +151,27 @@ def _load_saved_model(path, given):
                          f"{lines[0] if lines else type(error).__name__}") from error
 
 
+def _saved_by_keras3(path):
+    """Whether `path` is a .keras archive whose metadata names Keras 3.x."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            metadata = json.loads(archive.read("metadata.json"))
+    except (zipfile.BadZipFile, OSError, KeyError, ValueError):
+        return False  # not one: the tf_keras loader says what it is
+    return str(metadata.get("keras_version", "")).startswith("3")
+
+
+def _load_keras3(path, given):
+    import keras
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # pylint: disable=broad-except  (any failure means: not loadable)
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        raise UsageError(f"{given} was saved by Keras 3 and cannot be loaded with "
+                         f"keras.saving.load_model: "
+                         f"{lines[0] if lines else type(error).__name__}") from error
+
+
 def validate_single_input_classifier(model, why):
     """Raises UsageError unless `model` maps one input to one (batch, classes) output."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
@@ -161,7 +192,8 @@ def representative_examples(model, name):
                          "TFLite files, which need none.")
     (x, _), _ = _inputs.load_data(name, flag="--representative_data")
     try:
-        return _data.validate_examples(x, _data.input_specs(model), f"{given}: x_train")
+        return _data.validate_examples(x, _export_inputs.input_specs(model),
+                                       f"{given}: x_train")
     except (TypeError, ValueError) as error:
         raise UsageError(str(error)) from error
 

@@ -17,6 +17,7 @@ import tf_keras as keras
 
 from tfopt import _data
 from tfopt import datasets
+from tfopt.export import _inputs as _export_inputs
 from tfopt.cli._app import UsageError
 
 DATA_SETS = ("digits", "fashion_mnist")
@@ -212,7 +213,7 @@ def fit_data(model, train, test, given):
     one); labels must be one integer class per example, within the model's
     output classes.
     """
-    spec = _data.input_specs(model)
+    spec = _export_inputs.input_specs(model)
     classes = model.output_shape[-1]
     checked = []
     for split, (x, y) in (("train", train), ("test", test)):

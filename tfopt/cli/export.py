@@ -19,7 +19,8 @@ then prints a table: format, bytes, gzip bytes, accuracy and agreement with the
 Keras model on --verify_data, largest output difference, path.
 
 --model is a .keras (or .h5) file, tfopt layers included (pruning wrappers are
-stripped first), or a directory written by tf_keras' model.save. --version
+stripped first), or a directory written by tf_keras' model.save; a .keras file
+saved by Keras 3 is loaded with Keras 3 and exported as such. --version
 defaults to the next integer after the highest version in --base_path; an
 existing version is replaced only with --overwrite. TFLite files carry no
 version: each run replaces the model's files of the formats it writes.

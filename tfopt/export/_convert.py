@@ -4,6 +4,7 @@ import contextlib
 import os
 import re
 import sys
+import tempfile
 import warnings
 
 import tensorflow as tf
@@ -11,6 +12,7 @@ from absl import logging
 from tensorflow.lite.python import convert_phase
 
 from tfopt import quiet
+from tfopt.export import _keras3
 from tfopt.export import _recurrent
 
 # Modes whose file computes in integers only: their input/output dtype and ops set.
@@ -27,18 +29,31 @@ _CALIBRATION_BATCH = 32
 def convert(model, mode, calibration, sparsity, quantization_aware):
     """The .tflite bytes of `model` in `mode`.
 
-    Recurrent models are converted with a fixed batch size (see _recurrent).
+    Recurrent models are converted with a fixed batch size (see _recurrent
+    and, for Keras 3 models, _keras3).
 
     Raises:
       ValueError: the converter failed; the message names the ops (and the
         layers holding them) it could not handle, and the converter's own
         error, MLIR and all, is the ValueError's ``__cause__``.
     """
-    fixed = bool(_recurrent.recurrent_layers(model))
-    if fixed:
+    if _keras3.is_model(model):
+        # The converter reads a Keras 3 model from a SavedModel (_keras3 says why).
+        with tempfile.TemporaryDirectory() as directory:
+            converter, batch = _keras3.converter(model, directory)
+            return _converted(converter, model, mode, calibration, sparsity, quantization_aware,
+                              batch)
+    if _recurrent.recurrent_layers(model):
         converter, batch = _recurrent.fixed_batch_converter(model)
     else:
-        converter, batch = tf.lite.TFLiteConverter.from_keras_model(model), _CALIBRATION_BATCH
+        converter, batch = tf.lite.TFLiteConverter.from_keras_model(model), None
+    return _converted(converter, model, mode, calibration, sparsity, quantization_aware, batch)
+
+
+def _converted(converter, model, mode, calibration, sparsity, quantization_aware, batch):
+    """Sets the mode's options on `converter` (its batch size fixed, or None) and converts."""
+    fixed = batch is not None
+    batch = batch or _CALIBRATION_BATCH
     optimizations = [] if mode == "float32" else [tf.lite.Optimize.DEFAULT]
     if sparsity:
         optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
@@ -151,6 +166,10 @@ def _hint(text, mode):
     if "element_shape to be static" in text:
         return ("A recurrent layer with a free batch size: rebuild the model with a fixed "
                 "batch size (keras.Input(shape, batch_size=1)) and copy the weights over.")
+    if "mismatched quantized axes" in text:
+        return ("A per-channel fake-quant on a Dense (or EinsumDense) kernel: the converter "
+                "takes only per-tensor ranges there. Fake-quantize that kernel per-tensor "
+                "(no axis); convolution kernels may stay per-channel.")
     if "same scale constraint" in text:
         return ("int8 needs this op's input and output on one scale, and the model's ranges "
                 "differ; mode='dynamic' or 'float16' convert it without int8 activations.")
@@ -162,6 +181,8 @@ def _hint(text, mode):
 
 def _explained(error, model, mode):
     problems = _problems(error)
+    if _keras3.is_model(model):
+        problems = [(message, _keras3.layer_name(model, layer)) for message, layer in problems]
     described = "; ".join(f"{message} (layer {layer!r})" if layer else message
                           for message, layer in problems[:3])
     more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""

@@ -11,6 +11,7 @@ from tensorflow.python.trackable import resource
 
 from tfopt import _data
 from tfopt import _files
+from tfopt.export import _keras3
 from tfopt.export import _servable
 from tfopt.export import _signatures
 from tfopt.export import _verify_saved_model
@@ -50,11 +51,14 @@ def saved_model(model, base_path, version=None, signatures=None, warmup_inputs=N
         ``classes`` and ``scores`` (probabilities: softmax applied to logits).
         Serves TF Serving's Classify API and REST ``:classify``.
 
-    The model may be plain, shrunk, pruned (PruneWrappers are stripped, which
-    keeps the predictions), a `Distiller` (its student is exported), or
+    The model may be tf_keras or Keras 3 (``import keras``; signatures,
+    checks and files are the same), plain, shrunk, pruned (PruneWrappers
+    are stripped, which keeps the predictions), a `Distiller` or a
+    `keras.distillation.Distiller` (its student is exported), or
     quantization-aware (exported as trained, with float fake-quantization
     ops: the SavedModel runs it for servers as it trained; the integer model
-    is the TFLite path, ``export.tflite(model, path, mode="int8")``). Each of
+    is the TFLite path, ``export.tflite(model, path, mode="int8")``; a Keras 3
+    model is quantization-aware when its graph holds FakeQuant ops). Each of
     these is logged.
 
     With `verify`, the staged version is loaded as TF Serving loads it (the
@@ -68,8 +72,9 @@ def saved_model(model, base_path, version=None, signatures=None, warmup_inputs=N
     nothing is written. The largest difference is logged.
 
     Args:
-      model: a built tf_keras model (Sequential, Functional, or subclassed
-        and called once), or a `tfopt.distillation.Distiller`.
+      model: a built Keras model, tf_keras or Keras 3 (Sequential,
+        Functional, or subclassed and called once), or a Distiller
+        (`tfopt.distillation.Distiller`, `keras.distillation.Distiller`).
       base_path: the model's directory, whose integer-named children are its
         versions (``<export root>/<model name>``); created if missing. Its
         last component names the model in the warmup requests.
@@ -100,12 +105,12 @@ def saved_model(model, base_path, version=None, signatures=None, warmup_inputs=N
 
     Raises:
       TypeError: an argument of the wrong type.
-      ValueError: a Keras 3 model, a subclassed model never called, a version
-        that exists (without `overwrite`), signatures the model cannot have,
-        warmup inputs that do not fit the model or make more than 1,000
-        records, a base path that cannot be written, or a failed check (its
-        largest difference in the message). Checked before anything is
-        written.
+      ValueError: an object that is not a Keras model, a subclassed model
+        never called, a version that exists (without `overwrite`),
+        signatures the model cannot have, warmup inputs that do not fit the
+        model or make more than 1,000 records, a base path that cannot be
+        written, or a failed check (its largest difference in the message).
+        Checked before anything is written.
 
     Example:
       >>> export.saved_model(model, "models/digits", warmup_inputs=x_test[:16],
@@ -250,7 +255,8 @@ def _write(model, directory, specs, plan):
     # The functions close over the model's variables (and lookup tables); tracking
     # these, rather than the Keras model, keeps Keras' own saved functions out of
     # the file: TF Serving never calls them and they would triple saved_model.pb.
-    root.model_variables = list(model.variables)
+    root.model_variables = (_keras3.tracked_variables(model) if _keras3.is_model(model)
+                            else list(model.variables))
     root.model_resources = [t for t in tf.train.TrackableView(model).descendants()
                             if isinstance(t, resource.CapturableResource)]
     functions = {_signatures.DEFAULT: _signatures.predict_function(model, specs)}

@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfopt import _clone
-from tfopt import _data
-from tfopt.distillation import _outputs
+from tfopt.export import _inputs
+from tfopt.export import _keras3
 
 DEFAULT = "serving_default"
 CLASSIFY = "classify"
@@ -53,7 +53,7 @@ def validate_names(signatures):
 
 def input_specs(model):
     """The model's inputs in its call structure, each named by its signature key."""
-    specs = _data.input_specs(model)
+    specs = _inputs.input_specs(model)
     flat, names = tf.nest.flatten(specs), []
     for i, spec in enumerate(flat):
         name = spec.name or f"input_{i + 1}"
@@ -65,7 +65,9 @@ def input_specs(model):
 
 def output_names(model, count):
     """The signature keys of the model's `count` outputs, in `tf.nest.flatten` order."""
-    names = list(getattr(model, "output_names", None) or [])
+    given = _keras3.output_names(model) if _keras3.is_model(model) else getattr(
+        model, "output_names", None)
+    names = list(given or [])
     if len(names) != count or len(set(names)) != count:
         names = [f"output_{i + 1}" for i in range(count)]
     return names
@@ -83,7 +85,8 @@ def model_inputs(specs, keyed):
 
 def output_shapes(model, specs):
     """The shapes of the model's outputs, in flatten order."""
-    if _clone.is_graph_model(model):
+    if _clone.is_graph_model(model) or (_keras3.is_model(model)
+                                        and getattr(model, "outputs", None)):
         return [tuple(t.shape) for t in model.outputs]
     concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(specs)
     return [tuple(t.shape) for t in tf.nest.flatten(concrete.structured_outputs)]
@@ -120,8 +123,12 @@ def validate_classify(model, specs, class_names, feature_spec):
 
 
 def _score_kind(model, classes):
-    found = _outputs.final_activation(model)
-    activation = found[0] if found else None
+    if _keras3.is_model(model):
+        activation = _keras3.final_activation(model)
+    else:
+        from tfopt.distillation import _outputs
+        found = _outputs.final_activation(model)
+        activation = found[0] if found else None
     if classes == 1 and activation == "sigmoid":
         return "binary"
     if classes >= 2 and activation in ("softmax", "sigmoid"):

@@ -4,7 +4,6 @@ import os
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_model_optimization as tfmot
 from absl import logging
 from ai_edge_litert.interpreter import Interpreter
 from ai_edge_litert.interpreter import OpResolverType
@@ -13,9 +12,9 @@ from tfopt import _data
 from tfopt import _files
 from tfopt.export import _convert
 from tfopt.export import _inputs
+from tfopt.export import _keras3
 from tfopt.export import _recurrent
 from tfopt.export._verify import verify_tflite
-from tfopt.quantization import _layer_configs
 
 TFLITE_MODES = ("float32", "dynamic", "float16", "int8", "int16x8")
 
@@ -43,8 +42,11 @@ def tflite(model, path, mode="float32", representative_data=None, sparsity=False
       - "float16": float16 weights, about half the float32 file.
       - "int8": integer only, int8 input and output, about a quarter of the
         float32 file. Needs `representative_data` to calibrate activation
-        ranges, unless the model was trained quantization-aware (tfmot
-        `quantize_model`), whose ranges are learned.
+        ranges, unless the model was trained quantization-aware, whose ranges
+        are learned: a tf_keras model from tfmot's `quantize_model` or tfopt's
+        `quantize`, a Keras 3 model whose graph holds FakeQuant ops
+        (`keras.quantizers.fake_quant_with_min_max_vars`, which tfopt's Keras 3
+        quantization layers use). Such a file has builtin ops only.
       - "int16x8": int16 activations, int8 weights, int16 input and output;
         closer to float than int8. Needs `representative_data`.
 
@@ -58,9 +60,18 @@ def tflite(model, path, mode="float32", representative_data=None, sparsity=False
     LSTM keeps its state between invocations: call the interpreter's
     ``reset_all_variables()`` before each sequence, as `verify_tflite` does.
 
+    Keras 3 models (``import keras``) take the same path, read by the
+    converter from a SavedModel of the model. Keras 3 runs LSTM, GRU and
+    SimpleRNN as a loop: they convert in the float modes with a fixed batch
+    size of 1, and in "int8" only with ``unroll=True``. A model quantized by
+    Keras itself (``model.quantize``) does not convert and is refused. A
+    per-channel fake-quant on a Dense kernel fails in the converter (it wants
+    per-tensor there; convolutions may be per-channel): the error says so.
+
     Args:
-      model: a built tf_keras model with one input if data is passed (pruned
-        models: pass `pruning.strip(model)`).
+      model: a built Keras model, tf_keras or Keras 3 (Sequential,
+        Functional, or subclassed and called once), with one input if data is
+        passed (tf_keras pruned models: pass `pruning.strip(model)`).
       path: the file to write; missing parent directories are created.
       mode: one of "float32", "dynamic", "float16", "int8", "int16x8".
         Defaults to "float32".
@@ -89,12 +100,13 @@ def tflite(model, path, mode="float32", representative_data=None, sparsity=False
       TypeError: an argument of the wrong type (``sparsity="yes"``,
         ``agreement_threshold="0.9"``, data that is not arrays).
       ValueError: for an unknown mode, missing, misshapen or non-finite
-        representative or verify data, a path that cannot be written, a model
-        that is not tf_keras, a model the converter cannot convert (the
+        representative or verify data, a path that cannot be written, an
+        object that is not a Keras model, a model the converter cannot convert (the
         message names the op and layer; the converter's full error is its
         ``__cause__``), a converted file that does not load or is not
         integer-only, or failed verification. Path and argument problems are
-        found before converting.
+        found before converting. A Keras 3 model that Keras quantized
+        (``model.quantize``) is refused before converting.
 
     Example:
       >>> tflite(model, "model.tflite", mode="int8", representative_data=x_train[:300],
@@ -102,6 +114,9 @@ def tflite(model, path, mode="float32", representative_data=None, sparsity=False
       'model.tflite'
     """
     _inputs.validate_model(model, "export.tflite")
+    keras3 = _keras3.is_model(model)
+    if keras3:
+        _keras3.validate_convertible(model)
     _validate_mode(mode)
     _validate_flag(sparsity, "sparsity")
     _validate_threshold(agreement_threshold)
@@ -110,9 +125,14 @@ def tflite(model, path, mode="float32", representative_data=None, sparsity=False
     if representative_data is not None:
         spec = _inputs.input_spec(model, "representative_data")
         calibration = _data.validate_examples(representative_data, spec, "representative_data")
-    quantization_aware = _is_quantization_aware(model)
+    # Only an integer mode without data asks (tracing a Keras 3 model takes a while).
+    quantization_aware = (mode in _convert.INTEGER and calibration is None
+                          and _is_quantization_aware(model))
     _validate_calibration(mode, calibration, quantization_aware, model)
-    _recurrent.validate_mode(model, mode)
+    if keras3:
+        _keras3.validate_mode(model, mode, _convert.INTEGER)
+    else:
+        _recurrent.validate_mode(model, mode)
     if verify is not None:
         verify = _validate_verify(verify, model)
 
@@ -154,8 +174,7 @@ def _validate_threshold(threshold):
 def _validate_calibration(mode, calibration, quantization_aware, model):
     if mode not in _convert.INTEGER or calibration is not None:
         return
-    uncalibrated = sorted({layer.name for layer in _recurrent.recurrent_layers(model)}
-                          | set(_layer_configs.needs_calibration(model)))
+    uncalibrated = [] if _keras3.is_model(model) else _uncalibrated(model)
     if mode == "int8" and quantization_aware and uncalibrated:
         raise ValueError(
             f"mode='int8' needs representative_data for this quantization-aware model: the "
@@ -164,8 +183,11 @@ def _validate_calibration(mode, calibration, quantization_aware, model):
             "them. Pass a few hundred training inputs, e.g. representative_data=x_train[:300].")
     if mode == "int8" and quantization_aware:
         return
-    qat = (" or train the model quantization-aware first (tfmot.quantization.keras."
-           "quantize_model), which learns the ranges" if mode == "int8" else "")
+    how = ("with fake-quant ops (tfopt.keras3.quantization, or keras.quantizers."
+           "fake_quant_with_min_max_vars in your layers)" if _keras3.is_model(model) else
+           "(tfmot.quantization.keras.quantize_model)")
+    qat = (f" or train the model quantization-aware first {how}, which learns the ranges"
+           if mode == "int8" else "")
     raise ValueError(
         f"mode={mode!r} needs representative_data: it calibrates the range of every activation. "
         f"Pass a few hundred training inputs, e.g. representative_data=x_train[:300]{qat}; "
@@ -183,7 +205,19 @@ def _validate_verify(verify, model):
     return x, y
 
 
+def _uncalibrated(model):
+    """A tf_keras QAT model's layers whose inner tensors the converter must calibrate."""
+    from tfopt.quantization import _layer_configs
+    return sorted({layer.name for layer in _recurrent.recurrent_layers(model)}
+                  | set(_layer_configs.needs_calibration(model)))
+
+
 def _is_quantization_aware(model):
+    """Whether the converter finds trained ranges in `model`: tfmot QAT layers, or for a
+    Keras 3 model FakeQuant ops in its graph."""
+    if _keras3.is_model(model):
+        return _keras3.quantization_aware(model)
+    import tensorflow_model_optimization as tfmot
     return any(isinstance(layer, tfmot.quantization.keras.QuantizeWrapper)
                for layer in model.submodules)
 
@@ -191,11 +225,19 @@ def _is_quantization_aware(model):
 def _integer_inputs(model):
     """The integer dtypes among the model's inputs (token ids stay integers in any mode)."""
     return {np.dtype(spec.dtype.as_numpy_dtype) for spec in tf.nest.flatten(
-        _data.input_specs(model)) if spec.dtype.is_integer}
+        _inputs.input_specs(model)) if spec.dtype.is_integer}
 
 
 def _validate_file(content, mode, sparsity, integer_inputs):
-    """Raises ValueError unless the file loads in LiteRT and keeps the mode's promise."""
+    """Raises ValueError unless the file loads in LiteRT and keeps the mode's promise.
+
+    The promise of an integer mode: inputs and outputs of its integer type, and
+    no float tensor read or written by an op. Integer tensors of other widths
+    are fine: a free batch dimension leaves shape arithmetic in the file
+    (SHAPE, PACK; in a Keras 3 squeeze-excite block a GATHER with int64
+    indices), which computes on shapes, not activations. Fixing the batch
+    would remove it but make the file take one example per call.
+    """
     try:
         with _convert.native_output_silenced():
             interpreter = Interpreter(model_content=content)

@@ -7,9 +7,9 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from tfopt import _data
-from tfopt import _models
 from tfopt import measure
 from tfopt.export import _convert
+from tfopt.export import _inputs
 
 
 def verify_tflite(path, x, y=None, reference=None, num_threads=1, latency_runs=100):
@@ -31,8 +31,8 @@ def verify_tflite(path, x, y=None, reference=None, num_threads=1, latency_runs=1
         tfopt: shape, dtype, and finite values.
       y: labels, integer class ids (n,) or one-hot (n, classes), one per
         example; None skips `accuracy`. Defaults to None.
-      reference: the Keras model to compare with; None skips `agreement` and
-        `max_abs_diff`. Defaults to None.
+      reference: the Keras model to compare with, tf_keras or Keras 3; None
+        skips `agreement` and `max_abs_diff`. Defaults to None.
       num_threads: interpreter threads, for every figure including latency.
         Defaults to 1, the per-example single-core latency of a phone.
       latency_runs: timed invocations (after 10 untimed ones) for
@@ -61,7 +61,7 @@ def verify_tflite(path, x, y=None, reference=None, num_threads=1, latency_runs=1
     _validate_count(num_threads, "num_threads", 1, "1 or more")
     _validate_count(latency_runs, "latency_runs", 0, "0 (skip) or more")
     if reference is not None:
-        _models.validate_tf_keras_model(reference, "verify_tflite's reference")
+        _inputs.validate_keras_model(reference, "verify_tflite's reference")
     interpreter = _load(path, num_threads)
     source, target = _single_io(interpreter, path)
     x = _data.validate_examples(x, _file_input_spec(source), "x")
