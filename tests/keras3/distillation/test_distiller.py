@@ -26,7 +26,7 @@ def _one_class_teacher(k, answer=3):
 @pytest.mark.parametrize("labels", [True, False], ids=["labels", "label_free"])
 def test_the_student_learns_to_answer_what_the_teacher_answers(version, labels, digits):
     k, distillation = APIS[version]
-    x, y = digits
+    x, y = (a[:768] for a in digits)
     distiller = distillation.Distiller(_one_class_teacher(k), mlp(k, 8, 1), alpha=0.1)
     distiller.compile(k.optimizers.Adam(1e-2))
     history = distiller.fit(x, *([y] if labels else []), epochs=3, batch_size=64,
@@ -60,7 +60,7 @@ def test_loss_is_the_weighted_sum_and_only_the_student_trains(version, teachers,
 
     before = [w.copy() for w in teacher.get_weights()], [w.copy() for w in
                                                          distiller.student.get_weights()]
-    history = distiller.fit(x, y, epochs=2, batch_size=64, verbose=0).history
+    history = distiller.fit(x[:512], y[:512], epochs=2, batch_size=64, verbose=0).history
     for a, b in zip(before[0], teacher.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert all(not np.array_equal(a, b) for a, b in zip(before[1],
@@ -164,3 +164,68 @@ def test_a_model_of_the_other_keras_gets_the_right_import(version, other):
     package = "tfopt.distillation" if other == "tf_keras" else "tfopt.keras3.distillation"
     with pytest.raises(ValueError, match=rf"Distiller teacher needs .*{package}\.Distiller"):
         distillation.Distiller(mlp(k, 16, 0), mlp(k, 8, 1))
+
+
+# Keras 3 only: saving, pruned students and export.
+
+def test_keras_file_round_trip_keeps_the_projection_and_resumes_training(teachers, digits,
+                                                                         tmp_path):
+    import keras
+    from tests.conftest import max_abs_diff
+    from tfopt.keras3 import distillation
+    x, y = digits
+    teacher = teachers("keras3")
+    distiller = distillation.Distiller(teacher, mlp(keras, 8, 1, name="student"),
+                                       temperature=2.5, alpha=0.3, hints=[("hidden", "hidden")])
+    distiller.compile(keras.optimizers.Adam(1e-2), metrics=["accuracy"])
+    distiller.fit(x, y, epochs=1, batch_size=256, verbose=0)
+    config = distiller.get_config()
+    assert type(distiller).from_config(config).get_config() == config
+    path = str(tmp_path / "distiller.keras")
+    distiller.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, distillation.Distiller)
+    assert (loaded.temperature, loaded.alpha, loaded.hints) == (2.5, 0.3, (("hidden", "hidden"),))
+    assert max_abs_diff(loaded.predict(x[:32], verbose=0), distiller.predict(x[:32], verbose=0)) \
+        == 0.0
+    np.testing.assert_array_equal(loaded.hint_projections[0].get_weights()[0],
+                                  distiller.hint_projections[0].get_weights()[0])
+    np.testing.assert_array_equal(loaded.teacher.get_weights()[0], teacher.get_weights()[0])
+    assert int(loaded.optimizer.iterations) == int(distiller.optimizer.iterations) == 8
+    loaded.fit(x, y, epochs=1, batch_size=256, verbose=0)  # resumes with its optimizer
+    assert int(loaded.optimizer.iterations) == 16
+    student_path = str(tmp_path / "student.keras")
+    distiller.student.save(student_path)  # a plain model: no projection, no teacher
+    student = keras.models.load_model(student_path)
+    assert [layer.name for layer in student.layers] == ["flat", "hidden", "logits"]
+    assert max_abs_diff(student.predict(x[:32], verbose=0),
+                        distiller.student.predict(x[:32], verbose=0)) == 0.0
+
+
+def test_a_pruned_student_trains_with_update_pruning_step_and_exports(teachers, digits,
+                                                                       tmp_path):
+    import keras
+    from tfopt import export
+    from tfopt.keras3 import distillation
+    from tfopt.keras3.pruning import _callbacks
+    from tfopt.keras3.pruning import _objects
+    from tfopt.keras3.pruning import _prune
+    x, y = digits
+    student = _prune.prune(mlp(keras, 16, 1, name="student"),
+                           _objects.ConstantSparsity(0.5, begin_step=0, frequency=1))
+    with pytest.raises(ValueError, match=r"UpdatePruningStep"):  # it finds the student's layers
+        unattended = distillation.Distiller(teachers("keras3"), student)
+        unattended.compile("adam")
+        unattended.fit(x, y, epochs=1, batch_size=256, verbose=0)
+    distiller = distillation.Distiller(teachers("keras3"), student, temperature=2.0, alpha=0.5)
+    distiller.compile(keras.optimizers.Adam(1e-2), metrics=["accuracy"])
+    history = distiller.fit(x, y, epochs=3, batch_size=64, verbose=0,
+                            callbacks=[_callbacks.UpdatePruningStep()]).history
+    hidden = distiller.student.get_layer("hidden")
+    assert hidden.sparsity() == pytest.approx(0.5, abs=0.01)
+    assert history["accuracy"][0] < history["accuracy"][1] < history["accuracy"][2]
+    assert history["accuracy"][-1] > 0.7
+    plain = _prune.strip(distiller.student)
+    path = str(tmp_path / "student.tflite")
+    export.tflite(plain, path, verify=(x[:200], y[:200]))
+    assert (tmp_path / "student.tflite").stat().st_size > 0
