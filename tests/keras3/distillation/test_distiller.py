@@ -229,3 +229,18 @@ def test_a_pruned_student_trains_with_update_pruning_step_and_exports(teachers, 
     path = str(tmp_path / "student.tflite")
     export.tflite(plain, path, verify=(x[:200], y[:200]))
     assert (tmp_path / "student.tflite").stat().st_size > 0
+
+
+@pytest.mark.parametrize("version", APIS)
+def test_a_named_loss_on_a_softmax_student_takes_sample_weights(version, digits):
+    k, distillation = APIS[version]
+    x, y = digits
+    student = mlp(k, 8, 1, softmax=True)
+    distiller = distillation.Distiller(mlp(k, 16, 0), student, student_outputs="probabilities")
+    distiller.compile("adam", loss="sparse_categorical_crossentropy")
+    weights = np.tile(np.array([0.0, 2.0], "float32"), 16)
+    logs = distiller.evaluate(x[:32], y[:32], sample_weight=weights, batch_size=32, verbose=0,
+                              return_dict=True)
+    p = np.asarray(student(x[:32]))
+    expected = np.sum(weights * -np.log(p[np.arange(32), y[:32]])) / 32
+    assert logs["student_loss"] == pytest.approx(expected, rel=1e-4)

@@ -63,6 +63,11 @@ class Distiller(keras.distillation.Distiller):
       hint_weight: weight of the summed hint losses, >= 0. Defaults to 1.0.
       **kwargs: Keras model arguments such as `name`.
 
+    Attributes:
+      student: the student, a plain Keras 3 model ready for export.
+      hint_projections: per hint, its projection layer, or None where the
+        widths agree.
+
     Example:
       >>> distiller = Distiller(teacher, student, temperature=4.0, alpha=0.1,
       ...                       hints=[("conv2", "conv2")])
@@ -96,8 +101,9 @@ class Distiller(keras.distillation.Distiller):
         self.temperature, self.alpha = temperature, alpha
         self.teacher_outputs, self.student_outputs = kinds
         self.hints, self.hint_weight = pairs, hint_weight
-        # Tracked here, so they train with the student and are saved with the Distiller.
-        self.hint_projections = [h.projection for h in hint_losses if h.projection is not None]
+        # One per hint (None where the widths agree), as in tf-keras. Tracked here, so they
+        # train with the student and are saved with the Distiller.
+        self.hint_projections = [h.projection for h in hint_losses]
         self.hint_loss_tracker = keras.metrics.Mean(name="hint_loss") if pairs else None
         self._class_index_labels = False
         self._with_features = False
@@ -132,8 +138,11 @@ class Distiller(keras.distillation.Distiller):
         if loss is None:
             loss = keras.losses.SparseCategoricalCrossentropy(
                 from_logits=self.student_outputs == "logits")
-        _, self._class_index_labels = _validate.hard_loss(loss, self.student_outputs)
+        resolved, self._class_index_labels = _validate.hard_loss(loss, self.student_outputs)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        if not isinstance(resolved, keras.losses.Loss):
+            # A loss function (e.g. from a name) takes no sample weights: wrap it in a Loss.
+            self._student_loss = _SampleWeighted(resolved)
 
     def get_compile_config(self):
         # Keras' Distiller compiles its Model without the loss: keep the student's.
@@ -260,6 +269,19 @@ class Distiller(keras.distillation.Distiller):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+class _SampleWeighted:
+    """A per-example loss function as a Loss: the mean of ``weight * loss`` over the batch."""
+
+    def __init__(self, function):
+        self._function = function
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        values = self._function(y_true, y_pred)
+        if sample_weight is not None:
+            values = values * ops.reshape(ops.cast(sample_weight, values.dtype), ops.shape(values))
+        return ops.mean(values)
 
 
 class _Extractors:
