@@ -23,21 +23,16 @@ def _one_class_teacher(k, answer=3):
 
 
 @pytest.mark.parametrize("version", APIS)
-@pytest.mark.parametrize("labels", [True, False], ids=["labels", "label_free"])
-def test_the_student_learns_to_answer_what_the_teacher_answers(version, labels, digits):
+def test_without_labels_the_student_learns_to_answer_what_the_teacher_answers(version, digits):
     k, distillation = APIS[version]
-    x, y = (a[:768] for a in digits)
-    distiller = distillation.Distiller(_one_class_teacher(k), mlp(k, 8, 1), alpha=0.1)
+    x = digits[0][:768]
+    distiller = distillation.Distiller(_one_class_teacher(k), mlp(k, 8, 1))
     distiller.compile(k.optimizers.Adam(1e-2))
-    history = distiller.fit(x, *([y] if labels else []), epochs=3, batch_size=64,
-                            verbose=0).history
-    answers = np.argmax(distiller.predict(x, verbose=0), axis=1)
-    assert np.mean(answers == 3) > 0.9
-    if labels:
-        assert set(history) == {"loss", "student_loss", "distillation_loss"}
-    else:  # the soft targets alone: no student_loss, and loss is the distillation loss
-        assert set(history) == {"loss", "distillation_loss"}
-        np.testing.assert_allclose(history["loss"], history["distillation_loss"], rtol=1e-6)
+    history = distiller.fit(x, epochs=2, batch_size=64, verbose=0).history
+    assert np.mean(np.argmax(distiller.predict(x, verbose=0), axis=1) == 3) > 0.9
+    # The soft targets alone: no student_loss, and loss is the distillation loss.
+    assert set(history) == {"loss", "distillation_loss"}
+    np.testing.assert_allclose(history["loss"], history["distillation_loss"], rtol=1e-6)
 
 
 @pytest.mark.parametrize("version", APIS)
@@ -192,8 +187,8 @@ def test_keras_file_round_trip_keeps_the_projection_and_resumes_training(teacher
                                   distiller.hint_projections[0].get_weights()[0])
     np.testing.assert_array_equal(loaded.teacher.get_weights()[0], teacher.get_weights()[0])
     assert int(loaded.optimizer.iterations) == int(distiller.optimizer.iterations) == 8
-    loaded.fit(x, y, epochs=1, batch_size=256, verbose=0)  # resumes with its optimizer
-    assert int(loaded.optimizer.iterations) == 16
+    loaded.fit(x[:256], y[:256], epochs=1, batch_size=256, verbose=0)  # resumes its optimizer
+    assert int(loaded.optimizer.iterations) == 9
     student_path = str(tmp_path / "student.keras")
     distiller.student.save(student_path)  # a plain model: no projection, no teacher
     student = keras.models.load_model(student_path)

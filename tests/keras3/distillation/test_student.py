@@ -5,8 +5,11 @@ import numpy as np
 import pytest
 import tf_keras
 
+from tests.keras3 import twin_models
 from tests.keras3.distillation.conftest import APIS
 from tests.keras3.distillation.conftest import small_cnn
+from tfopt import distillation as tf_keras_distillation
+from tfopt.keras3 import _clone
 from tfopt.keras3 import distillation
 
 
@@ -48,6 +51,28 @@ def test_teacher_weights_keep_the_strongest_units(version):
     # hidden reads the kept channels at every flattened position.
     hidden = student.get_layer("hidden").get_weights()[0]
     assert hidden.shape == (4 * 4 * 4, 8)
+
+
+@pytest.mark.parametrize("weights", [None, "teacher"])
+@pytest.mark.parametrize("architecture", twin_models.ARCHITECTURES,
+                         ids=[a.__name__ for a in twin_models.ARCHITECTURES])
+def test_keras3_students_equal_tf_keras_students(architecture, weights):
+    """One width plan for both; Keras 3's teacher start equals tf-keras' prune and shrink."""
+    teachers = architecture(tf_keras), architecture(keras)
+    teachers[1].set_weights(teachers[0].get_weights())
+    students = (tf_keras_distillation.make_student(teachers[0], 0.5, weights=weights),
+                distillation.make_student(teachers[1], 0.5, weights=weights))
+    layers = [{layer.name: layer.get_weights() for layer in _clone.all_layers(student)
+               if layer.weights} for student in students]
+    assert {name: [w.shape for w in ws] for name, ws in layers[0].items()} == \
+        {name: [w.shape for w in ws] for name, ws in layers[1].items()}
+    teacher = {layer.name: layer.get_weights()[0].shape
+               for layer in _clone.all_layers(teachers[1]) if layer.weights}
+    assert any(values[0].shape != teacher[name] for name, values in layers[1].items())
+    if weights == "teacher":
+        for name, values in layers[0].items():
+            for tf_keras_value, keras3_value in zip(values, layers[1][name]):
+                np.testing.assert_array_equal(keras3_value, tf_keras_value, err_msg=name)
 
 
 @pytest.mark.parametrize("version", APIS)
@@ -109,9 +134,10 @@ def test_nested_models_and_raw_op_residuals_narrow_consistently(weights):
     if weights == "teacher":  # the residual's two layers keep the same channels
         stem_kernel = teacher.get_layer("stem").get_weights()[0]
         branch_kernel = teacher.get_layer("branch").get_weights()[0]
-        scores = np.abs(stem_kernel).sum(axis=(0, 1, 2)) + np.abs(branch_kernel).sum(
-            axis=(0, 1, 2))
-        kept = np.sort(np.argsort(-scores)[:2])
+        # The stem leads the residual group: its strongest channels are kept on both sides.
+        kept = np.sort(np.argsort(-np.abs(stem_kernel).sum(axis=(0, 1, 2)))[:2])
+        np.testing.assert_array_equal(student.get_layer("stem").get_weights()[0],
+                                      stem_kernel[..., kept])
         np.testing.assert_array_equal(student.get_layer("branch").get_weights()[0],
                                       branch_kernel[:, :, kept][..., kept])
         np.testing.assert_array_equal(nested.get_layer("c").get_weights()[0].shape, (3, 3, 2, 4))

@@ -40,10 +40,12 @@ def make_student(teacher, width=0.5, weights=None):
 
     With ``weights="teacher"`` the student starts from the teacher's weights:
     each narrowed Dense or convolution keeps the teacher's units with the
-    largest L1 norm (summed over the layers of a residual group), and the
-    layers after it (BatchNormalization, depthwise convolutions, Flatten and the
-    next Dense or convolution) keep the matching weights. Only Dense and
-    Conv1D/2D/3D layers narrow then.
+    largest L1 norm (in a residual or squeeze-excite group, those of its first
+    layer, which the others follow), and the layers after it
+    (BatchNormalization, depthwise convolutions, Flatten and the next Dense or
+    convolution) keep the matching weights: the same weights as tf-keras'
+    make_student, which gets them by channel pruning and shrinking. Only
+    Dense, Conv1D/2D/3D and SeparableConv1D/2D layers narrow then.
 
     Args:
       teacher: a built Sequential or Functional Keras 3 model (nested models

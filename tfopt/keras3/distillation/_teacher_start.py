@@ -3,8 +3,8 @@
 tf-keras' make_student gets there by channel pruning the teacher to the
 student's widths and shrinking it (`tfopt.pruning.shrink`); Keras 3 has no
 shrink yet, so the cut is made here, on the width plan's groups: each
-narrowed group keeps the units whose kernels have the largest L1 norm (summed
-over the layers that write the group, e.g. both sides of a residual Add), and
+narrowed group keeps the units whose kernels have the largest L1 norm in the
+group's first layer (the others, e.g. the far side of a residual Add, follow), and
 every layer's weights keep the matching slices along their output (last) and
 input (second to last) axes. Flatten and depthwise layers turn kept channels
 into kept positions. A layer that mixes channels (LayerNormalization) cannot
@@ -16,12 +16,12 @@ import numpy as np
 
 from tfopt.core import student_widths
 
-_UNITS = ("Dense", "Conv1D", "Conv2D", "Conv3D")
+_UNITS = ("Dense", "Conv1D", "Conv2D", "Conv3D", "SeparableConv1D", "SeparableConv2D")
 _MIXING = ("LayerNormalization", "GroupNormalization", "UnitNormalization")
 
 
 def narrowable(layer):
-    """Whether the teacher start can narrow `layer`: Dense and plain convolutions."""
+    """Whether the teacher start can narrow `layer`: Dense and (separable) convolutions."""
     return student_widths.is_a(layer, *_UNITS) and student_widths.width_key(layer) is not None
 
 
@@ -86,7 +86,11 @@ class _Cut:
         if narrowing is not None:
             key, new, sources = narrowing
             if key not in self._groups:
-                self._groups[key] = _Kept(_strongest(sources, new), [s.name for s in sources])
+                # The walk reaches a group first at its first layer: that layer leads, and
+                # the others (the far side of an Add or Multiply) keep its channels, as
+                # tf-keras' channel pruning makes them follow it.
+                leader = layer if any(layer is s for s in sources) else sources[0]
+                self._groups[key] = _Kept(_strongest(leader, new), [s.name for s in sources])
             return self._groups[key]
         if kept_in is None:
             return None
@@ -135,8 +139,10 @@ class _Cut:
         student.set_weights(weights)
 
 
-def _strongest(layers, count):
-    """The `count` units with the largest kernel L1 norm summed over `layers`, in order."""
-    scores = sum(np.abs(layer.get_weights()[0]).reshape(-1, layer.get_weights()[0].shape[-1])
-                 .sum(axis=0) for layer in layers)
+def _strongest(layer, count):
+    """The `count` units of `layer` with the largest kernel L1 norm, in order."""
+    # A separable convolution's units are its pointwise kernel's.
+    kernel = layer.pointwise_kernel if hasattr(layer, "pointwise_kernel") else layer.kernel
+    kernel = np.abs(keras.ops.convert_to_numpy(kernel)).astype(np.float64)
+    scores = kernel.reshape(-1, kernel.shape[-1]).sum(axis=0)
     return np.sort(np.argsort(-scores, kind="stable")[:count])
