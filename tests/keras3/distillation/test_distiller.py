@@ -55,12 +55,17 @@ def test_loss_is_the_weighted_sum_and_only_the_student_trains(version, teachers,
 
     before = [w.copy() for w in teacher.get_weights()], [w.copy() for w in
                                                          distiller.student.get_weights()]
-    history = distiller.fit(x[:512], y[:512], epochs=2, batch_size=64, verbose=0).history
+    history = distiller.fit(x[:512], y[:512], validation_data=(x[512:640], y[512:640]),
+                            epochs=2, batch_size=64, verbose=0).history
     for a, b in zip(before[0], teacher.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert all(not np.array_equal(a, b) for a, b in zip(before[1],
                                                         distiller.student.get_weights()))
     assert history["distillation_loss"][-1] < history["distillation_loss"][0]
+    # val_X is X on the validation data: val_loss is the combined loss, not the student's.
+    assert set(history) == {prefix + name for prefix in ("", "val_") for name in logs}
+    np.testing.assert_allclose(history["val_loss"], 0.25 * np.array(history["val_student_loss"])
+                               + 0.75 * np.array(history["val_distillation_loss"]), rtol=1e-5)
 
 
 def _count_calls(layer):

@@ -1,7 +1,6 @@
 """Distiller for Keras 3 models: keras.distillation.Distiller with tfopt's arguments and more."""
 
 import keras
-import numpy as np
 from keras import ops
 
 from tfopt.core import distillation as _core
