@@ -36,7 +36,7 @@ def small_cnn(k, seed=0):
 
 @pytest.fixture(scope="package")
 def teachers(digits):
-    """{version: the mlp at width 64 trained 4 epochs on digits}, trained on first use."""
+    """{version: the mlp at width 64 trained 3 epochs on digits}, trained on first use."""
     made = {}
 
     def teacher(version):
@@ -46,7 +46,7 @@ def teachers(digits):
             model = mlp(k, 64, 0, name="teacher")
             model.compile(k.optimizers.Adam(1e-2),
                           k.losses.SparseCategoricalCrossentropy(from_logits=True))
-            model.fit(x, y, epochs=4, batch_size=128, verbose=0)
+            model.fit(x, y, epochs=3, batch_size=128, verbose=0)
             made[version] = model
         return made[version]
 

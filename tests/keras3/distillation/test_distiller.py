@@ -168,7 +168,7 @@ def test_a_model_of_the_other_keras_gets_the_right_import(version, other):
 
 # Keras 3 only: saving, pruned students and export.
 
-def test_keras_file_round_trip_keeps_the_projection_and_resumes_training(teachers, digits,
+def test_keras_file_round_trip_keeps_the_projection_and_the_optimizer_state(teachers, digits,
                                                                          tmp_path):
     import keras
     from tests.conftest import max_abs_diff
@@ -191,9 +191,10 @@ def test_keras_file_round_trip_keeps_the_projection_and_resumes_training(teacher
     np.testing.assert_array_equal(loaded.hint_projections[0].get_weights()[0],
                                   distiller.hint_projections[0].get_weights()[0])
     np.testing.assert_array_equal(loaded.teacher.get_weights()[0], teacher.get_weights()[0])
+    # The optimizer's state came back too, so training resumes where it stopped.
     assert int(loaded.optimizer.iterations) == int(distiller.optimizer.iterations) == 8
-    loaded.fit(x[:256], y[:256], epochs=1, batch_size=256, verbose=0)  # resumes its optimizer
-    assert int(loaded.optimizer.iterations) == 9
+    for restored, saved in zip(loaded.optimizer.variables, distiller.optimizer.variables):
+        np.testing.assert_array_equal(restored, saved)
     student_path = str(tmp_path / "student.keras")
     distiller.student.save(student_path)  # a plain model: no projection, no teacher
     student = keras.models.load_model(student_path)
@@ -219,12 +220,12 @@ def test_a_pruned_student_trains_with_update_pruning_step_and_exports(teachers, 
         unattended.fit(x, y, epochs=1, batch_size=256, verbose=0)
     distiller = distillation.Distiller(teachers("keras3"), student, temperature=2.0, alpha=0.5)
     distiller.compile(keras.optimizers.Adam(1e-2), metrics=["accuracy"])
-    history = distiller.fit(x, y, epochs=3, batch_size=64, verbose=0,
+    history = distiller.fit(x, y, epochs=2, batch_size=96, verbose=0,
                             callbacks=[_callbacks.UpdatePruningStep()]).history
     hidden = distiller.student.get_layer("hidden")
     assert hidden.sparsity() == pytest.approx(0.5, abs=0.01)
-    assert history["accuracy"][0] < history["accuracy"][1] < history["accuracy"][2]
-    assert history["accuracy"][-1] > 0.7
+    assert history["accuracy"][0] < history["accuracy"][1]
+    assert history["distillation_loss"][1] < history["distillation_loss"][0]
     plain = _prune.strip(distiller.student)
     path = str(tmp_path / "student.tflite")
     export.tflite(plain, path, verify=(x[:200], y[:200]))
@@ -244,3 +245,36 @@ def test_a_named_loss_on_a_softmax_student_takes_sample_weights(version, digits)
     p = np.asarray(student(x[:32]))
     expected = np.sum(weights * -np.log(p[np.arange(32), y[:32]])) / 32
     assert logs["student_loss"] == pytest.approx(expected, rel=1e-4)
+
+
+def _subclassed(k):
+    """A subclassed student, called once so its shapes are known."""
+
+    class Net(k.Model):
+        def __init__(self):
+            super().__init__(name="net")
+            self.flat, self.dense = k.layers.Flatten(), k.layers.Dense(10)
+
+        def call(self, inputs):
+            return self.dense(self.flat(inputs))
+
+    net = Net()
+    net(np.zeros((2, 8, 8, 1), "float32"))
+    return net
+
+
+@pytest.mark.parametrize("version", APIS)
+def test_a_subclassed_student_distills_from_its_outputs_only(version, digits):
+    k, distillation = APIS[version]
+    x, y = (a[:256] for a in digits)
+    student = _subclassed(k)
+    before = student.get_weights()[0].copy()
+    distiller = distillation.Distiller(mlp(k, 16, 0), student)
+    distiller.compile("adam")
+    distiller.fit(x, y, batch_size=128, verbose=0)
+    assert not np.array_equal(before, student.get_weights()[0])
+    with pytest.raises(ValueError, match=r"needs a Sequential or Functional student; 'net' is a "
+                                         r"subclassed model"):
+        distillation.Distiller(mlp(k, 16, 0), student, hints=[("hidden", "dense")])
+    with pytest.raises(ValueError, match=r"x has shape \(8, 64\)"):
+        distiller.fit(x[:8].reshape(8, 64), y[:8], verbose=0)

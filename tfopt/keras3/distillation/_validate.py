@@ -32,21 +32,41 @@ def models(teacher, student):
 
 def output_shape(model, role):
     """The model's single output shape with batch dimension None, or a ValueError."""
-    outputs = getattr(model, "outputs", None) if model.built else None
-    if not outputs or len(outputs) != 1:
+    shape = _known_output_shape(model) if model.built else None
+    if shape is None:
         raise ValueError(
             f"The {role} {model.name!r} ({type(model).__name__}) has no single known output "
             f"shape{'' if model.built else ' (it is not built)'}. Give the Distiller a "
-            "Sequential or Functional model with one output.")
-    return (None,) + tuple(outputs[0].shape[1:])
+            "Sequential or Functional model with one output, or call a subclassed model once "
+            "on a batch so its output shape is known.")
+    return (None,) + tuple(shape[1:])
+
+
+def _known_output_shape(model):
+    outputs = getattr(model, "outputs", None)
+    if outputs is not None:
+        return tuple(outputs[0].shape) if len(outputs) == 1 else None
+    inputs = input_shapes(model)
+    if inputs is None or len(inputs) != 1:
+        return None
+    try:  # a subclassed model called once: trace it on its input shape
+        spec = model.compute_output_spec(keras.KerasTensor((None,) + inputs[0]))
+    except Exception:  # noqa: BLE001  (any failure means: shape unknown)
+        return None
+    return tuple(spec.shape) if isinstance(spec, keras.KerasTensor) else None
 
 
 def input_shapes(model):
     """[shape without batch] per input of a model whose inputs are known, else None."""
     inputs = getattr(model, "inputs", None)
-    if not inputs:
-        return None
-    return [tuple(t.shape[1:]) for t in inputs]
+    if inputs:
+        return [tuple(t.shape[1:]) for t in inputs]
+    built = getattr(model, "_build_shapes_dict", None)  # a subclassed model called once
+    if built and len(built) == 1:
+        shape = next(iter(built.values()))
+        if isinstance(shape, tuple):
+            return [tuple(shape[1:])]
+    return None
 
 
 def kind_matches_model(model, kind, name, role):
