@@ -218,7 +218,12 @@ def test_a_pruned_student_trains_with_update_pruning_step_and_exports(teachers, 
         unattended = distillation.Distiller(teachers("keras3"), student)
         unattended.compile("adam")
         unattended.fit(x, y, epochs=1, batch_size=256, verbose=0)
-    distiller = distillation.Distiller(teachers("keras3"), student, temperature=2.0, alpha=0.5)
+    distiller = distillation.Distiller(teachers("keras3"), student, temperature=2.0, alpha=0.5,
+                                       hints=[("hidden", "hidden")])
+    # The callback finds each pruned layer of the student once (the hint extractor that
+    # shares them is not among the Distiller's layers).
+    assert [leader.name for leader, _ in _callbacks.pruned_groups(distiller)] == \
+        [leader.name for leader, _ in _callbacks.pruned_groups(student)] == ["hidden", "logits"]
     distiller.compile(keras.optimizers.Adam(1e-2), metrics=["accuracy"])
     history = distiller.fit(x, y, epochs=2, batch_size=96, verbose=0,
                             callbacks=[_callbacks.UpdatePruningStep()]).history
