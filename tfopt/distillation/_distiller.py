@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from tfopt.core import distillation as _core
 from tfopt.distillation import _hints
 from tfopt.distillation import _outputs
 from tfopt.distillation import _validate
@@ -74,8 +75,8 @@ class Distiller(keras.Model):
             student = keras.saving.deserialize_keras_object(student)
         _validate.models(teacher, student)
         self.teacher, self.student = teacher, student
-        self.temperature = self._validate_temperature(temperature)
-        self.alpha = self._validate_alpha(alpha)
+        self.temperature = _core.temperature(temperature)
+        self.alpha = _core.alpha(alpha)
         self.teacher_outputs = _outputs.validate_kind(teacher_outputs, "teacher_outputs")
         self.student_outputs = _outputs.validate_kind(student_outputs, "student_outputs")
         _outputs.validate_kind_matches_model(teacher, self.teacher_outputs, "teacher_outputs",
@@ -104,20 +105,6 @@ class Distiller(keras.Model):
             _hints.projection(t.shape, s.shape, pair, f"hint_projection_{i}")
             for i, (t, s, pair) in enumerate(zip(teacher_taps.outputs[1:],
                                                   student_taps.outputs[1:], self.hints))]
-
-    @staticmethod
-    def _validate_temperature(temperature):
-        if not _validate.is_number(temperature) or not 0 < temperature < float("inf"):
-            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}; "
-                             "1 leaves the outputs as they are, 2-8 is typical.")
-        return float(temperature)
-
-    @staticmethod
-    def _validate_alpha(alpha):
-        if not _validate.is_number(alpha) or not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha!r}: it weighs the hard-label "
-                             "loss against the distillation loss (1 - alpha).")
-        return float(alpha)
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
         """Like `Model.compile`; `loss` is the hard-label loss of the student.

@@ -9,38 +9,11 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfopt import _clone
-from tfopt.distillation import _validate
+from tfopt.core import distillation as _core
 
 
-def validate_hints(hints):
-    """`hints` as a tuple of (teacher layer name, student layer name) pairs."""
-    if hints is None:
-        return ()
-    if isinstance(hints, (str, bytes)) or not isinstance(hints, (list, tuple)):
-        raise ValueError(f"hints must be a list of (teacher layer name, student layer name) "
-                         f"pairs, got {hints!r}; e.g. hints=[('conv2d_1', 'conv2d_1')].")
-    pairs = []
-    for pair in hints:
-        if not (isinstance(pair, (list, tuple)) and len(pair) == 2
-                and all(isinstance(name, str) and name for name in pair)):
-            raise ValueError(f"Each hint must be a pair of layer names (teacher, student), got "
-                             f"{pair!r} in hints={hints!r}.")
-        pairs.append(tuple(pair))
-    if len(set(pairs)) != len(pairs):
-        raise ValueError(f"hints={hints!r} names the same pair twice; give each pair once and "
-                         "raise hint_weight to weigh it more.")
-    return tuple(pairs)
-
-
-def validate_hint_weight(weight, hints):
-    if not _validate.is_number(weight) or not weight >= 0:
-        raise ValueError(f"hint_weight must be a number >= 0, got {weight!r}: it multiplies the "
-                         "mean squared error between the paired activations.")
-    if not hints and weight != 1.0:
-        raise ValueError(f"hint_weight={weight!r} has no effect without hints; name the layer "
-                         "pairs to match, e.g. hints=[('conv2d_1', 'conv2d_1')], or leave "
-                         "hint_weight at its default.")
-    return float(weight)
+validate_hints = _core.hints
+validate_hint_weight = _core.hint_weight
 
 
 def taps(model, names, role):
@@ -77,14 +50,7 @@ def projection(teacher_shape, student_shape, pair, name):
     A Dense layer on the last (channel) axis: for convolutional features this
     is a 1x1 convolution. It belongs to the Distiller, not to the student.
     """
-    teacher_shape, student_shape = tuple(teacher_shape), tuple(student_shape)
-    if len(teacher_shape) != len(student_shape) or teacher_shape[1:-1] != student_shape[1:-1]:
-        raise ValueError(
-            f"Hint {pair}: the teacher's activation has shape {teacher_shape} and the "
-            f"student's {student_shape}. Only the last (channel) axis may differ, which a "
-            "learned projection bridges; pair layers at the same spatial resolution."
-        )
-    if teacher_shape[-1] == student_shape[-1]:
+    if not _core.hint_shapes(teacher_shape, student_shape, pair):
         return None
     layer = keras.layers.Dense(teacher_shape[-1], name=name)
     layer.build(student_shape)

@@ -12,38 +12,20 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfopt import _clone
+from tfopt.core import distillation as _core
 
-KINDS = ("logits", "probabilities")
-
-
-def validate_kind(value, name):
-    if value not in KINDS:
-        raise ValueError(f"{name} must be one of {list(KINDS)}, got {value!r}: say whether "
-                         "the model's last layer gives raw logits or softmax probabilities.")
-    return value
+KINDS = _core.KINDS
+validate_kind = _core.kind
 
 
 def validate_kind_matches_model(model, kind, name, role):
     """Raises ValueError when `model`'s last layer contradicts `kind`."""
     found = final_activation(model)
-    if found is None:
-        return
-    activation, layer = found
-    described = f"layer {layer.name!r} ({type(layer).__name__}" + (
-        f", activation={activation!r})" if "activation" in layer.get_config() else ")")
-    if kind == "logits" and activation == "softmax":
-        raise ValueError(
-            f"The {role} {model.name!r} ends in a softmax, {described}, so it outputs "
-            f"probabilities, but {name}='logits' (the default) reads them as logits and would "
-            f"distill from the wrong distribution. Pass {name}='probabilities', or remove "
-            "the final softmax (keras.applications models take classifier_activation=None)."
-        )
-    if kind == "probabilities" and activation == "linear":
-        raise ValueError(
-            f"The {role} {model.name!r} ends in {described}, which outputs raw logits, but "
-            f"{name}='probabilities' reads them as softmax probabilities. Pass "
-            f"{name}='logits' (the default)."
-        )
+    if found is not None:
+        activation, layer = found
+        found = (activation, layer.name, type(layer).__name__,
+                 "activation" in layer.get_config())
+    _core.kind_matches_activation(found, kind, name, role, model.name)
 
 
 def final_activation(model):
@@ -66,7 +48,7 @@ def final_activation(model):
     config = layer.get_config()
     if config.get("function") in ("nn.softmax", "math.softmax"):  # tf.nn.softmax in a model
         return "softmax", layer
-    activation = _activation_name(config.get("activation"))
+    activation = _core.activation_name(config.get("activation"))
     return (activation, layer) if activation is not None else None
 
 
@@ -74,17 +56,6 @@ def _output_layer(model):
     if not _clone.is_graph_model(model) or len(model.outputs) != 1:
         return None
     return model.outputs[0]._keras_history.layer
-
-
-def _activation_name(config):
-    """The activation's name from a layer config: a string, or tfmot's wrapper around one."""
-    if isinstance(config, str):
-        return config
-    if isinstance(config, dict):
-        inner = config.get("config", {})
-        if isinstance(inner, dict) and "activation" in inner:
-            return _activation_name(inner["activation"])
-    return None
 
 
 def output_shape(model, role):

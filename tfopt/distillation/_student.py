@@ -5,7 +5,7 @@ import tf_keras as keras
 from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
 
 from tfopt import _clone
-from tfopt.distillation import _validate
+from tfopt.core import distillation as _core
 from tfopt.distillation import _widths
 from tfopt.pruning import _callbacks
 from tfopt.pruning import _prune
@@ -13,9 +13,6 @@ from tfopt.pruning import _registry
 from tfopt.pruning import _schedules
 from tfopt.pruning._shrink import shrink
 from tfopt.pruning._wrapper import PruneWrapper
-
-_WEIGHTS = (None, "teacher")
-
 
 def make_student(teacher, width=0.5, weights=None):
     """A copy of `teacher` with its hidden layers `width` times as wide.
@@ -66,15 +63,9 @@ def make_student(teacher, width=0.5, weights=None):
     """
     _clone.validate_model(teacher, "make_student")
     _validate_not_pruned(teacher)
-    if not _validate.is_number(width) or not 0 < width <= 1:
-        raise ValueError(f"width must be in (0, 1], got {width!r}: the fraction of each hidden "
-                         "layer's units and filters the student keeps.")
-    if weights not in _WEIGHTS:
-        raise ValueError(f"weights must be one of {list(_WEIGHTS)}, got {weights!r}: None "
-                         "starts the student from random weights, 'teacher' from the "
-                         "teacher's strongest units.")
+    width = _core.student_arguments(width, weights)
     narrowable = _channel_prunable if weights == "teacher" else (lambda layer: True)
-    plan = _widths.Plan(teacher, float(width), narrowable)
+    plan = _widths.Plan(teacher, width, narrowable)
     try:
         student = _narrow(teacher, plan, [t.shape for t in teacher.inputs], {})
     except (ValueError, TypeError) as error:
