@@ -10,7 +10,7 @@ model. Importing them never sets ``TF_USE_LEGACY_KERAS`` and leaves
 
 import importlib
 
-__all__ = ["export", "from_tf_keras", "pruning"]
+__all__ = ["distillation", "export", "from_tf_keras", "pruning", "quantization"]
 
 
 def __getattr__(name):

@@ -29,6 +29,10 @@ def adopt(cls, base):
     def build(self, *args, **kwargs):
         self._build(*args, **kwargs)
 
+    # functools.wraps copies Keras' mark on a weightless base's default `build`, with
+    # which Keras would never call it; the mixin's own state must be built.
+    build._is_default = False
+
     def call(self, *args, training=None, **kwargs):
         if passes_training:
             kwargs["training"] = training

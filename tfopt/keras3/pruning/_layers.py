@@ -30,6 +30,7 @@ from tfopt.core import mask_updates
 from tfopt.core import masks as core_masks
 from tfopt.keras3 import _graph
 from tfopt.keras3 import _signatures
+from tfopt.keras3._weights import resolve
 from tfopt.keras3.pruning import _objects
 
 _NO_CALLBACK = (
@@ -56,22 +57,6 @@ def spec_of(layer, structure, follower=False):
         return spec
     scored = tuple(t for t in spec.pruned if t.unit_axis is not None)
     return layer_specs.LayerSpec(scored, spec.unit_weights) if scored else None
-
-
-def resolve(layer, path):
-    """(owner, attribute) holding the variable at a dotted path.
-
-    Keras 3 keeps Dense/Conv/EinsumDense kernels in ``_kernel`` and Embedding's
-    table in ``_embeddings`` behind read-only properties; the variable is the
-    private attribute.
-    """
-    owner = layer
-    *parents, attr = path.split(".")
-    for name in parents:
-        owner = getattr(owner, name)
-    if isinstance(getattr(type(owner), attr, None), property):
-        attr = f"_{attr}"
-    return owner, attr
 
 
 class _Entry:

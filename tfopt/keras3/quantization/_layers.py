@@ -24,6 +24,7 @@ import keras
 from keras import ops
 
 from tfopt.keras3 import _signatures
+from tfopt.keras3._weights import private_name
 from tfopt.keras3.quantization import _quantizers
 from tfopt.keras3.quantization import _ranges
 
@@ -43,11 +44,6 @@ def base_class(cls):
     """The Keras layer class a Quant* class adds QAT to (QuantDense -> Dense)."""
     mro = cls.__mro__
     return mro[mro.index(QuantizeMixin) + 1]
-
-
-def private_name(owner, attr):
-    # Dense/Conv/EinsumDense keep the variable behind a read-only `kernel` property.
-    return f"_{attr}" if isinstance(getattr(type(owner), attr, None), property) else attr
 
 
 class QuantizeMixin:
@@ -94,9 +90,6 @@ class QuantizeMixin:
         super().__init_subclass__(**kwargs)
         if issubclass(cls, keras.layers.Layer):  # not for mixins of the mixin
             _signatures.adopt(cls, base_class(cls))
-            # A weightless base's `build` is Keras' default, which Keras then never
-            # calls; the ranges must be built.
-            cls.build._is_default = False
 
     def _build(self, *args, **kwargs):
         base_class(type(self)).build(self, *args, **kwargs)

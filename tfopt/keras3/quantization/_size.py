@@ -4,6 +4,7 @@ import math
 
 from tfopt.keras3 import _clone
 from tfopt.keras3 import _models
+from tfopt.keras3._weights import private_name
 from tfopt.keras3.quantization import _attention
 from tfopt.keras3.quantization import _layers
 from tfopt.keras3.quantization import _ranges
@@ -28,7 +29,7 @@ def _layer_bytes(layer):
                           for k in kernels)
     if not isinstance(layer, _layers.QuantizeMixin):
         return sum(_FLOAT_BYTES * math.prod(v.shape) for v in layer.weights)
-    quantized = {id(getattr(layer, _layers.private_name(layer, attr))): layout
+    quantized = {id(getattr(layer, private_name(layer, attr))): layout
                  for attr, layout in layer.quantized_weights}
     total = 0
     for variable in layer.base_variables():
