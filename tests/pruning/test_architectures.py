@@ -12,7 +12,6 @@ import functools
 import numpy as np
 import pytest
 
-import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tf_keras as keras
 from benchmarks import architectures
 from tfopt import pruning

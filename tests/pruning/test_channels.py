@@ -3,7 +3,6 @@
 import pytest
 import tensorflow as tf
 
-import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tf_keras as keras
 from tfopt.pruning import _channels
 

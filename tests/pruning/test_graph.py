@@ -1,7 +1,6 @@
 """channel_plan(): which units can be removed, read from small hand-made graphs."""
 
 import pytest
-import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tf_keras as keras
 from tfopt.pruning import _graph
 

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tf_keras as keras
 from tfopt import pruning
 from tfopt import _clone

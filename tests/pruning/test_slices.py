@@ -2,7 +2,6 @@
 
 import numpy as np
 
-import tfopt  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tf_keras as keras
 from tfopt.pruning import _slices
 
