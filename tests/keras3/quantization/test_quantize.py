@@ -191,7 +191,7 @@ def test_unquantizable_layers_are_named_in_one_error_before_anything_is_built():
      ValueError, r"Unknown quantization scheme 'int4'"),
     (lambda: quantization.quantize(keras.Sequential([keras.Input((3,)), L.Dense(2)]),
                                    layers=["nope"]),
-     ValueError, r"layers names \['nope'\]"),
+     ValueError, r"No layer named \['nope'\]"),
     (lambda: quantization.quantize(quantization.quantize(
         keras.Sequential([keras.Input((3,)), L.Dense(2)]))),
      ValueError, r"already quantization-aware"),

@@ -59,7 +59,7 @@ def prune(model, schedule, criterion="magnitude", structure="unstructured", laye
     schedule = _objects.schedule(schedule)
     criterion = _objects.criterion(criterion)
     structure = core_masks.parse_structure(structure)
-    selected, explicit = _select_layers(model, layers)
+    selected, explicit = _clone.select_layers(model, layers)
     for name in explicit:
         layer = _find(model, name)
         if _twin(layer) is None or not pruning_targets(layer, structure):
@@ -92,24 +92,6 @@ def _twin(layer):
     """The Pruned* class for a built-in Keras layer (not a subclass of it), or None."""
     cls = PRUNED_CLASSES.get(type(layer).__name__)
     return cls if cls is not None and base_class(cls) is type(layer) else None
-
-
-def _select_layers(model, layers):
-    if layers is None:
-        return (lambda layer: True), set()
-    if callable(layers):
-        return layers, set()
-    names = [layers] if isinstance(layers, str) else layers
-    if not isinstance(names, (list, tuple, set, frozenset)) or not all(
-            isinstance(n, str) for n in names):
-        raise TypeError(f"layers must be None, a layer name, a list of layer names or a "
-                        f"predicate layer -> bool, got {layers!r}.")
-    known = {layer.name for layer in _clone.all_layers(model)}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ValueError(f"No layer named {unknown} in {model.name!r}. Its layers: "
-                         f"{sorted(known)}.")
-    return (lambda layer: layer.name in names), set(names)
 
 
 def _find(model, name):

@@ -63,25 +63,6 @@ def validate_not_wrapped(model):
                          "quantize the float model it was made from.")
 
 
-def select_layers(model, layers):
-    """A predicate for `quantize(layers=...)`: None, a name, names or a predicate."""
-    if layers is None:
-        return lambda layer: True
-    if callable(layers):
-        return layers
-    names = [layers] if isinstance(layers, str) else layers
-    if not isinstance(names, (list, tuple, set, frozenset)) or not all(
-            isinstance(n, str) for n in names):
-        raise TypeError(f"layers must be None, a layer name, a list of layer names or a "
-                        f"predicate layer -> bool, got {layers!r}.")
-    known = {layer.name for layer in _clone.all_layers(model)}
-    unknown = sorted(set(names) - known)
-    if unknown:
-        raise ValueError(f"layers names {unknown}, which {model.name!r} does not have. Its "
-                         f"layers: {sorted(known)}.")
-    return lambda layer: layer.name in names
-
-
 def _activation(layer):
     activation = layer.get_config().get("activation")
     return activation if isinstance(activation, str) or activation is None else "custom"

@@ -70,7 +70,7 @@ def quantize(model, scheme="int8", layers=None, int8_layers="first_last",
     _models.validate_graph_model(model, "quantize")
     _plan.validate_not_wrapped(model)
     weight_quantizer, preserve_zeros = resolve_scheme(scheme)
-    selected = _plan.select_layers(model, layers)
+    selected, _ = _clone.select_layers(model, layers)
     plan = _plan.Plan(model, selected)
     plan.validate()
     int8_names = _int8_names(plan, int8_layers, weight_quantizer)
