@@ -64,7 +64,14 @@ def test_filter_works_on_the_file_descriptor_and_keeps_the_rest(capfd):
 def test_tiny_run_is_quiet_unless_asked(env, quiet, level):
     result = run_process([sys.executable, "-c", _TINY_RUN], env=env)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["4.0", str(level)]
+    total, seen = result.stdout.split()
+    assert total == "4.0"
+    if level is None:
+        # tfopt set nothing; TensorFlow's import may (it imports Keras 3, which imports
+        # jax when installed, and jax sets TF_CPP_MIN_LOG_LEVEL=1 if unset).
+        assert seen in ("None", "1"), seen
+    else:
+        assert seen == level
     assert (noise_in(result.stderr) == []) is quiet, result.stderr
 
 
