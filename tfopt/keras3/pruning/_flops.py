@@ -5,6 +5,7 @@ from absl import logging
 
 from tfopt.core import flops
 from tfopt.keras3 import _graph
+from tfopt.keras3 import _models
 
 # Raw ops on Keras tensors (keras.ops, Python operators) that cost one FLOP per output element.
 _ARITHMETIC = frozenset(("Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum",
@@ -31,10 +32,7 @@ def count_flops(model):
       >>> count_flops(model)  # 2 * 5 * 4 multiply-adds + 4 bias adds
       44
     """
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"count_flops needs a Keras 3 model (import keras), got {type(model).__name__}. "
-            "For a tf-keras model use tfopt.pruning.count_flops.")
+    _models.validate_keras3_model(model, "count_flops")
     return _model_flops(model)
 
 
