@@ -30,9 +30,19 @@ def dense_block(k):
     return k.Model(inputs, k.layers.Dense(3, name="logits")(x))
 
 
+def nested(k):
+    """A Sequential inside a Functional model: its inner layers are shrunk too."""
+    inner = k.Sequential([k.Input((6, 6, 3)), k.layers.Conv2D(8, 3, activation="relu", name="c1"),
+                          k.layers.BatchNormalization(name="bn"), k.layers.Conv2D(6, 1, name="c2")],
+                         name="inner")
+    inputs = k.Input((6, 6, 3))
+    x = k.layers.GlobalAveragePooling2D(name="gap")(inner(inputs))
+    return k.Model(inputs, k.layers.Dense(3, name="logits")(x))
+
+
 _ARCHITECTURES = [twin_models.plain_cnn, twin_models.residual,
                   twin_models.depthwise_separable, twin_models.concatenated,
-                  twin_models.squeeze_excite, twin_models.raw_ops, dense_block]
+                  twin_models.squeeze_excite, twin_models.raw_ops, dense_block, nested]
 
 
 @functools.lru_cache(maxsize=None)
@@ -74,10 +84,20 @@ def test_both_kerases_shrink_the_twins_to_the_same_widths(build):
     widths = {}
     for version, (_, pruning) in _APIS.items():
         small = pruning.shrink(_pruned(version, build)[0])
-        widths[version] = {layer.name: layer.get_config().get("filters",
-                                                              layer.get_config().get("units"))
-                           for layer in small.layers if layer.weights}
+        widths[version] = _widths(small)
     assert widths["keras3"] == widths["tf_keras"]
+
+
+def _widths(model):
+    """{layer: filters or units}, nested models entered."""
+    widths = {}
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            widths.update(_widths(layer))
+        elif "filters" in layer.get_config() or "units" in layer.get_config():
+            config = layer.get_config()
+            widths[layer.name] = config.get("filters", config.get("units"))
+    return widths
 
 
 def test_shrunk_keras3_model_round_trips_through_a_keras_file(tmp_path):
