@@ -150,6 +150,7 @@ def shrunk(class_name, config, weights, position, removed, width=0, increment=No
       width: how many output channels it loses. Defaults to 0.
       increment: what removed constant input channels added to its outputs
         (indexed by its outputs before its own units are cut), or None.
+        Defaults to None.
 
     Returns:
       The new weights.
