@@ -1,18 +1,11 @@
-"""shrink(): cut channel-pruned units out of a model, so it really computes less.
+"""shrink(): cut channel-pruned units out of a tf-keras model, so it really computes less.
 
-`strip` keeps pruned units as zeros. A unit whose kernel column and bias are
-zero outputs zero, its followers (BatchNormalization, depthwise convolution)
-were masked to output zero too, and the layers that consume it multiply that
-zero by their input weights. So the unit, its follower channels and the
-matching input weights of the consumers can be deleted without changing any
-output: `shrink` rebuilds the model with those slices gone. Layers whose units
-meet at a residual merge were pruned as one group and lose the same units.
-Where a removed channel is a constant rather than zero (after a
-BatchNormalization that other groups' channels pass too, as in DenseNet), the
-consumer takes that constant into its bias before the channel goes.
+Why removing pruned units keeps every output, and which cuts a channel group
+needs, is `tfopt.core.shrink_plan`'s (where each layer type keeps its channels:
+`tfopt.core.slices`). This module is the tf-keras glue: it reads the model's
+PruneWrappers, probes channels that became constants, and rebuilds the model
+with the smaller layers.
 """
-
-import collections
 
 import numpy as np
 import tf_keras as keras
@@ -22,6 +15,8 @@ from tfopt import _clone
 from tfopt.pruning import _channels
 from tfopt.pruning import _graph
 from tfopt.core import masks as _masks
+from tfopt.core import shrink_plan
+from tfopt.core import slices
 from tfopt.pruning import _registry
 from tfopt.pruning import _slices
 from tfopt.pruning._prune import wrappers
@@ -97,38 +92,6 @@ def _validate_channel_pruned(model):
 
 
 def _shrink_level(model):
-    cuts, widths, biases = _plan(model)
-
-    def replace(layer):
-        if _clone.is_graph_model(layer):
-            return _shrink_level(layer), None, None
-        name = layer.name
-        if not (name in cuts or name in widths or isinstance(layer, PruneWrapper)):
-            return None
-        inner = _channels.unwrap(layer)
-        weights = (layer.stripped_weights() if isinstance(layer, PruneWrapper)
-                   else layer.get_weights())
-        config = inner.get_config()
-        if name in widths:
-            _slices.set_width(inner, config, widths[name])
-        removed = cuts.of(name)
-        weights = _slices.cut(inner, weights, removed)
-        if name in biases:
-            own = removed.get(("kernel", -1), [])  # its own units, if cut too
-            increment = np.delete(biases[name], own)
-            weights = _slices.add_to_bias(inner, config, weights, increment)
-        new = inner.__class__.from_config(config)
-        return new, new, weights
-
-    return _clone.rebuild(model, replace)
-
-
-def _plan(model):
-    """(Cuts, {layer: channels removed from its output}, {consumer: bias increment}).
-
-    The bias increments are what removed channels that reach a consumer as a
-    constant (not zero) contributed to its outputs.
-    """
     layers = {layer.name: layer for layer in model.layers}
     pruned = {name for name, layer in layers.items()
               if isinstance(layer, PruneWrapper) and layer.structure == _masks.CHANNELS
@@ -136,39 +99,56 @@ def _plan(model):
     groups, reasons = _graph.channel_plan(model, candidates=pruned)
     for name, reason in reasons.items():
         logging.info("tfopt.pruning: shrink leaves %s whole: %s.", name, reason)
-    cuts, widths, absorbed = _slices.Cuts(), collections.Counter(), []
-    for name, group in groups.items():
-        unmasked = [f for f in group.followers if not isinstance(layers[f], PruneWrapper)]
-        if unmasked:  # not pruned as one group (an older model?): cutting would change outputs
-            logging.info("tfopt.pruning: shrink leaves %s whole: %s kept its channels while "
-                         "training.", name, ", ".join(unmasked))
-            continue
-        members = [name] + group.members
-        # A unit stays if any member uses it (members trained together share one mask).
-        unit_mask = np.max([layers[member].unit_mask() for member in members], axis=0)
-        removed = np.flatnonzero(unit_mask == 0)
-        if not removed.size:
-            continue
-        for member in members:
-            widths[member] += removed.size
-            cuts.add(member, _slices.outputs(_channels.unwrap(layers[member]), removed))
-        def at(name):  # the removed channels where `name` sees them
-            return np.concatenate([start + removed for start in group.offsets.get(name, (0,))])
+    plan = shrink_plan.plan(groups, _View(layers), log=lambda name, reason: logging.info(
+        "tfopt.pruning: shrink leaves %s whole: %s.", name, reason))
+    biases = _absorbed_biases(model, layers, plan.absorbed)
 
-        for follower in group.per_channel + group.shared:
-            layer = _channels.unwrap(layers[follower])
-            cuts.add(follower, _slices.per_channel(layer, at(follower)))
-        for reshape in group.reshapes:
-            widths[reshape] += at(reshape).size
-        for consumer in group.consumers:
-            channels = at(consumer)
-            if consumer in group.constants:
-                absorbed.append((consumer, group.constants[consumer], channels))
-            if consumer in group.flatten:
-                channels = _graph.flatten_indices(
-                    layers[group.flatten[consumer]].input_shape, channels)
-            cuts.add(consumer, _slices.inputs(_channels.unwrap(layers[consumer]), channels))
-    return cuts, widths, _absorbed_biases(model, layers, absorbed)
+    def replace(layer):
+        if _clone.is_graph_model(layer):
+            return _shrink_level(layer), None, None
+        name = layer.name
+        if not (name in plan.cuts or name in plan.widths or isinstance(layer, PruneWrapper)):
+            return None
+        inner = _channels.unwrap(layer)
+        config = inner.get_config()
+        weights = slices.shrunk(
+            _registry.class_name(inner), config, _weights(layer),
+            lambda path: _slices.position(inner, path), plan.cuts.of(name),
+            plan.widths[name], biases.get(name))
+        new = inner.__class__.from_config(config)
+        return new, new, weights
+
+    return _clone.rebuild(model, replace)
+
+
+def _weights(layer):
+    """A layer's weights in its base layer's order, masks applied."""
+    return layer.stripped_weights() if isinstance(layer, PruneWrapper) else layer.get_weights()
+
+
+class _View(shrink_plan.ShrinkView):
+    """The layers of one tf-keras model level, for the core shrink plan."""
+
+    def __init__(self, layers):
+        self.layers = layers
+
+    def masked(self, name):
+        return isinstance(self.layers[name], PruneWrapper)
+
+    def unit_mask(self, name):
+        return self.layers[name].unit_mask()
+
+    def outputs(self, name, channels):
+        return _slices.outputs(_channels.unwrap(self.layers[name]), channels)
+
+    def per_channel(self, name, channels):
+        return _slices.per_channel(_channels.unwrap(self.layers[name]), channels)
+
+    def inputs(self, name, channels):
+        return _slices.inputs(_channels.unwrap(self.layers[name]), channels)
+
+    def input_shape(self, name):
+        return self.layers[name].input_shape
 
 
 def _absorbed_biases(model, layers, absorbed):
@@ -177,15 +157,12 @@ def _absorbed_biases(model, layers, absorbed):
         return {}
     sources = sorted({source for _, source, _ in absorbed})
     values = dict(zip(sources, _constant_channels(model, sources)))
-    biases = {}
-    for consumer, source, channels in absorbed:
-        layer = layers[consumer]
-        weights = (layer.stripped_weights() if isinstance(layer, PruneWrapper)
-                   else layer.get_weights())
-        increment = _slices.absorbed(_channels.unwrap(layer), weights, channels,
-                                     values[source][channels])
-        biases[consumer] = biases.get(consumer, 0) + increment
-    return biases
+
+    def kernel(name):
+        inner = _channels.unwrap(layers[name])
+        return _weights(layers[name])[_slices.position(inner, "kernel")]
+
+    return shrink_plan.bias_increments(absorbed, values, kernel)
 
 
 def _constant_channels(model, names):

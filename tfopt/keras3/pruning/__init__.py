@@ -9,7 +9,7 @@ Example:
   >>> pruned = pruning.prune(model, pruning.PolynomialDecay(0.0, 0.8, 0, 2000))
   >>> pruned.compile("adam", "sparse_categorical_crossentropy")
   >>> pruned.fit(x, y, callbacks=[pruning.UpdatePruningStep()])
-  >>> plain = pruning.strip(pruned)
+  >>> plain = pruning.strip(pruned)  # or pruning.shrink(pruned) after structure="channels"
 """
 
 from tfopt.keras3.pruning._callbacks import PruningSummaries
@@ -48,3 +48,4 @@ from tfopt.keras3.pruning._report import LayerSparsity
 from tfopt.keras3.pruning._report import SparsityReport
 from tfopt.keras3.pruning._report import sparsity_report
 from tfopt.keras3.pruning._prune import strip
+from tfopt.keras3.pruning._shrink import shrink

@@ -170,13 +170,16 @@ def strip(model):
     def replace(layer):
         if not isinstance(layer, PruningMixin):
             return None
-        base = base_class(type(layer))
-        config = {k: v for k, v in layer.get_config().items()
-                  if k not in ("schedule", "criterion", "structure", "follow", "score_key")}
-        plain = base.from_config(config)
+        plain = base_class(type(layer)).from_config(plain_config(layer))
         return plain, plain, layer.stripped_weights()
 
     return _clone.rebuild(model, replace)
+
+
+def plain_config(layer):
+    """The config of a Pruned* layer's base class: its own, without the pruning arguments."""
+    return {k: v for k, v in layer.get_config().items()
+            if k not in ("schedule", "criterion", "structure", "follow", "score_key")}
 
 
 def pruned_layers(model):
