@@ -12,6 +12,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfopt import _models
+from tfopt.core import layer_selection
 
 
 def is_graph_model(layer):
@@ -90,26 +91,9 @@ def all_layers(model):
 
 
 def select_layers(model, layers):
-    """(predicate, explicitly named layers) for a `layers=` argument.
-
-    `layers` is None (every layer), a layer name or list of names (checked to
-    exist, nested models included), or a predicate ``layer -> bool``.
-    """
-    if layers is None:
-        return (lambda layer: True), set()
-    if callable(layers):
-        return layers, set()
-    if not isinstance(layers, (str, list, tuple, set, frozenset)):
-        raise TypeError(f"layers must be None, a layer name, a list of layer names or a "
-                        f"predicate layer -> bool, got {layers!r} ({type(layers).__name__}).")
-    names = [layers] if isinstance(layers, str) else list(layers)
-    if not all(isinstance(n, str) for n in names):
-        raise ValueError(f"layers must be None, layer names or a predicate, got {layers!r}.")
-    known = {layer.name for layer in all_layers(model)}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ValueError(f"No layer named {unknown} in {model.name!r}. Its layers: {sorted(known)}.")
-    return (lambda layer: layer.name in names), set(names)
+    """(predicate, explicitly named layers) for a `layers=` argument (see core)."""
+    return layer_selection.select(layers, model.name,
+                                  (layer.name for layer in all_layers(model)))
 
 
 def has_nested_models(model):

@@ -9,6 +9,7 @@ modified.
 
 import keras
 
+from tfopt.core import layer_selection
 from tfopt.keras3 import _models
 
 
@@ -66,23 +67,6 @@ def all_layers(model):
 
 
 def select_layers(model, layers):
-    """(predicate, explicitly named layers) for a `layers=` argument.
-
-    `layers` is None (every layer), a layer name or list of names (checked to
-    exist, nested models included), or a predicate ``layer -> bool``.
-    """
-    if layers is None:
-        return (lambda layer: True), set()
-    if callable(layers):
-        return layers, set()
-    names = [layers] if isinstance(layers, str) else layers
-    if not isinstance(names, (list, tuple, set, frozenset)) or not all(
-            isinstance(n, str) for n in names):
-        raise TypeError(f"layers must be None, a layer name, a list of layer names or a "
-                        f"predicate layer -> bool, got {layers!r}.")
-    known = {layer.name for layer in all_layers(model)}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ValueError(f"No layer named {unknown} in {model.name!r}. Its layers: "
-                         f"{sorted(known)}.")
-    return (lambda layer: layer.name in names), set(names)
+    """(predicate, explicitly named layers) for a `layers=` argument (see core)."""
+    return layer_selection.select(layers, model.name,
+                                  (layer.name for layer in all_layers(model)))
