@@ -6,6 +6,7 @@ from tfopt import _clone
 from tfopt.pruning import _criteria
 from tfopt.pruning import _graph
 from tfopt.core import masks as _masks
+from tfopt.core import prune_plan
 from tfopt.pruning import _registry
 from tfopt.pruning import _schedules
 from tfopt.pruning._wrapper import PruneWrapper
@@ -78,20 +79,15 @@ def prune(model, schedule, criterion="magnitude", structure="unstructured", laye
                                        positions), wrapped, skipped)
     # A model's output layers keep their width under "channels" by design: no news.
     outputs = {tensor._keras_history.layer.name for tensor in model.outputs}
-    expected = [(name, reason) for name, reason in skipped
-                if name in outputs and structure == _masks.CHANNELS]
-    skipped = [entry for entry in skipped if entry not in expected]
+    expected, skipped = prune_plan.split_skipped(skipped, outputs, structure)
     for name, reason in expected:
         logging.info("tfopt.pruning: output layer %s left whole: %s.", name, reason)
     if skipped:
         logging.warning("tfopt.pruning: %d layer(s) of %r left whole:\n%s", len(skipped),
                         model.name, "\n".join(f"  {name}: {reason}" for name, reason in skipped))
     if not wrapped:
-        raise ValueError(
-            f"prune found nothing to prune in {model.name!r} with structure "
-            f"{_masks.structure_name(structure)!r} and layers={layers!r}. "
-            f"Supported layers: {_registry.SUPPORTED}."
-        )
+        raise ValueError(prune_plan.nothing_to_prune(model.name, structure, layers,
+                                                     _registry.SUPPORTED))
     return pruned
 
 
@@ -118,18 +114,12 @@ def _prune_level(model, plan, wrapped, skipped):
         if pruning_targets(layer, structure):
             chosen.append(layer.name)
         else:
-            skipped.append((layer.name, f"{type(layer).__name__}: structure "
-                                        f"{_masks.structure_name(structure)!r} does not apply"))
-    leaders, leader_of = set(chosen), {}
-    if structure == _masks.CHANNELS:
-        groups, reasons = _graph.channel_plan(model, candidates=set(chosen))
-        for name, reason in reasons.items():
-            if name in plan.explicit:
-                raise ValueError(f"Layer {name!r} cannot be channel-pruned: {reason}. Use "
-                                 "structure='unstructured' for it, or leave it out of `layers`.")
-            skipped.append((name, reason))
-        leaders = set(groups)
-        leader_of = {f: leader for leader, g in groups.items() for f in g.followers}
+            skipped.append((layer.name, prune_plan.not_applicable(type(layer).__name__,
+                                                                  structure)))
+    leaders, leader_of, left_whole = prune_plan.leaders_and_followers(
+        chosen, structure, lambda candidates: _graph.channel_plan(model, candidates),
+        plan.explicit)
+    skipped.extend(left_whole)
 
     def replace(layer):
         if layer.name in leaders:

@@ -15,6 +15,7 @@ from tfopt import _clone
 from tfopt.pruning import _channels
 from tfopt.pruning import _graph
 from tfopt.core import masks as _masks
+from tfopt.core import prune_plan
 from tfopt.core import shrink_plan
 from tfopt.core import slices
 from tfopt.pruning import _registry
@@ -61,12 +62,9 @@ def shrink(model):
 
 def _warn_if_nothing_was_pruned(model):
     leaders = [w for w in wrappers(model) if w.structure == _masks.CHANNELS and w.follow is None]
-    if all(w.unit_mask() is None or w.unit_mask().all() for w in leaders):
+    if prune_plan.nothing_pruned(w.unit_mask() for w in leaders):
         steps = [int(w.pruning_step.numpy()) for w in leaders]
-        logging.warning(
-            "tfopt.pruning: shrink(%r) found no pruned units, so it removes nothing (pruning "
-            "step %d). Train the pruned model with callbacks=[UpdatePruningStep()] until its "
-            "schedule has pruned, then shrink.", model.name, max(steps + [0]))
+        logging.warning("tfopt.pruning: %s", prune_plan.nothing_pruned_warning(model.name, steps))
 
 
 def _validate_channel_pruned(model):
@@ -76,19 +74,13 @@ def _validate_channel_pruned(model):
     tfmot = [layer.name for layer in _clone.all_layers(model)
              if type(layer).__name__ == "PruneLowMagnitude"]
     if found:
-        structures = sorted({_masks.structure_name(w.structure) for w in found})
-        given = f"PruneWrapper layers with structure {', '.join(map(repr, structures))}"
+        given = prune_plan.structures_given("PruneWrapper", [w.structure for w in found])
     elif tfmot:
         given = (f"tfmot's prune_low_magnitude wrappers ({', '.join(tfmot[:3])}"
                  f"{', ...' if len(tfmot) > 3 else ''}), which zero single weights")
     else:
         given = "no PruneWrapper layers"
-    raise ValueError(
-        f"shrink needs a model pruned with structure='channels'; {model.name!r} has {given}, "
-        "so no whole units are zero and none can be removed. Prune with "
-        "tfopt.pruning.prune(model, schedule, structure='channels') and train it, or use "
-        "tfopt.pruning.strip(model) to keep the zeros in place."
-    )
+    raise ValueError(prune_plan.not_channel_pruned(model.name, given, "tfopt.pruning"))
 
 
 def _shrink_level(model):

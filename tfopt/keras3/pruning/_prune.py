@@ -4,6 +4,7 @@ from absl import logging
 
 from tfopt.core import layer_specs
 from tfopt.core import masks as core_masks
+from tfopt.core import prune_plan
 from tfopt.keras3 import _clone
 from tfopt.keras3 import _graph
 from tfopt.keras3 import _models
@@ -73,18 +74,15 @@ def prune(model, schedule, criterion="magnitude", structure="unstructured", laye
     result = _prune_level(model, plan, pruned, skipped)
     outputs = {history.operation.name for history in
                (tensor._keras_history for tensor in model.outputs)}
-    expected = [(n, r) for n, r in skipped if n in outputs and structure == core_masks.CHANNELS]
+    expected, skipped = prune_plan.split_skipped(skipped, outputs, structure)
     for name, reason in expected:
         logging.info("tfopt.keras3.pruning: output layer %s left whole: %s.", name, reason)
-    skipped = [entry for entry in skipped if entry not in expected]
     if skipped:
         logging.warning("tfopt.keras3.pruning: %d layer(s) of %r left whole:\n%s", len(skipped),
                         model.name, "\n".join(f"  {n}: {r}" for n, r in skipped))
     if not pruned:
-        raise ValueError(
-            f"prune found nothing to prune in {model.name!r} with structure "
-            f"{core_masks.structure_name(structure)!r} and layers={layers!r}. Supported "
-            f"layers: {layer_specs.SUPPORTED}.")
+        raise ValueError(prune_plan.nothing_to_prune(model.name, structure, layers,
+                                                     layer_specs.SUPPORTED))
     return result
 
 
@@ -115,18 +113,12 @@ def _prune_level(model, plan, pruned, skipped):
         if pruning_targets(layer, structure):
             chosen.append(layer.name)
         elif _graph.spec_for(layer) is not None:
-            skipped.append((layer.name, f"{type(layer).__name__}: structure "
-                                        f"{core_masks.structure_name(structure)!r} does not apply"))
-    leaders, leader_of = set(chosen), {}
-    if structure == core_masks.CHANNELS:
-        groups, reasons = _graph.channel_plan(model, candidates=set(chosen))
-        for name, reason in reasons.items():
-            if name in plan.explicit:
-                raise ValueError(f"Layer {name!r} cannot be channel-pruned: {reason}. Use "
-                                 "structure='unstructured' for it, or leave it out of `layers`.")
-            skipped.append((name, reason))
-        leaders = set(groups)
-        leader_of = {f: leader for leader, g in groups.items() for f in g.followers}
+            skipped.append((layer.name, prune_plan.not_applicable(type(layer).__name__,
+                                                                  structure)))
+    leaders, leader_of, left_whole = prune_plan.leaders_and_followers(
+        chosen, structure, lambda candidates: _graph.channel_plan(model, candidates),
+        plan.explicit)
+    skipped.extend(left_whole)
 
     def replace(layer):
         if not isinstance(layer, PruningMixin) and layer.name in leaders:

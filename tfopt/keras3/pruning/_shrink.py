@@ -14,6 +14,7 @@ import numpy as np
 from absl import logging
 
 from tfopt.core import masks as core_masks
+from tfopt.core import prune_plan
 from tfopt.core import shrink_plan
 from tfopt.core import slices
 from tfopt.keras3 import _clone
@@ -68,27 +69,20 @@ def _validate_channel_pruned(model):
     if any(layer.structure == core_masks.CHANNELS for layer in found):
         return
     if found:
-        structures = sorted({core_masks.structure_name(layer.structure) for layer in found})
-        given = f"Pruned* layers with structure {', '.join(map(repr, structures))}"
+        given = prune_plan.structures_given("Pruned*", [layer.structure for layer in found])
     else:
         given = "no tfopt Pruned* layers"
-    raise ValueError(
-        f"shrink needs a model pruned with structure='channels'; {model.name!r} has {given}, "
-        "so no whole units are zero and none can be removed. Prune with "
-        "tfopt.keras3.pruning.prune(model, schedule, structure='channels') and train it, or "
-        "use tfopt.keras3.pruning.strip(model) to keep the zeros in place.")
+    raise ValueError(prune_plan.not_channel_pruned(model.name, given, "tfopt.keras3.pruning"))
 
 
 def _warn_if_nothing_was_pruned(model):
     leaders = [layer for layer in pruned_layers(model)
                if layer.structure == core_masks.CHANNELS and layer.follow is None]
-    if all(layer.unit_mask() is None or layer.unit_mask().all() for layer in leaders):
+    if prune_plan.nothing_pruned(layer.unit_mask() for layer in leaders):
         steps = [int(keras.ops.convert_to_numpy(layer.pruning_step)) for layer in leaders
                  if layer.pruning_step is not None]
-        logging.warning(
-            "tfopt.keras3.pruning: shrink(%r) found no pruned units, so it removes nothing "
-            "(pruning step %d). Train the pruned model with callbacks=[UpdatePruningStep()] "
-            "until its schedule has pruned, then shrink.", model.name, max(steps + [0]))
+        logging.warning("tfopt.keras3.pruning: %s",
+                        prune_plan.nothing_pruned_warning(model.name, steps))
 
 
 def _shrink_level(model):
