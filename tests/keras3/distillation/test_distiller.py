@@ -283,3 +283,34 @@ def test_a_subclassed_student_distills_from_its_outputs_only(version, digits):
         distillation.Distiller(mlp(k, 16, 0), student, hints=[("hidden", "dense")])
     with pytest.raises(ValueError, match=r"x has shape \(8, 64\)"):
         distiller.fit(x[:8].reshape(8, 64), y[:8], verbose=0)
+
+
+# Slow (10 s: QAT tracing and a conversion), so it runs with `make test-slow`.
+@pytest.mark.slow
+def test_a_qat_student_distills_and_converts_to_a_fully_int8_file_without_data(teachers, digits,
+                                                                                tmp_path):
+    import keras
+    from ai_edge_litert.interpreter import Interpreter
+    from tfopt import export
+    from tfopt.keras3 import distillation
+    from tfopt.keras3 import quantization
+    x, y = digits
+    student = quantization.quantize(mlp(keras, 16, 1, name="student"), "int8")
+    ranges = list(student.non_trainable_variables)
+    before = [np.array(v) for v in ranges]
+    distiller = distillation.Distiller(teachers("keras3"), student, temperature=2.0, alpha=0.5,
+                                       hints=[("hidden", "hidden")])
+    distiller.compile(keras.optimizers.Adam(1e-2), metrics=["accuracy"])
+    history = distiller.fit(x, y, epochs=2, batch_size=96, verbose=0).history
+    assert history["distillation_loss"][1] < history["distillation_loss"][0]
+    assert history["accuracy"][1] > history["accuracy"][0]
+    # The fake-quant ranges learned in the Distiller's steps (one student pass each).
+    assert any(not np.array_equal(np.array(v), b) for v, b in zip(ranges, before))
+    path = export.tflite(distiller.student, str(tmp_path / "student.tflite"), mode="int8")
+    interpreter = Interpreter(model_path=path)
+    assert {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()} <= {
+        "int8", "int32"}
+    figures = export.verify_tflite(path, x[:300], y[:300], reference=distiller.student,
+                                   latency_runs=0)
+    assert figures["agreement"] >= 0.97, figures
+    assert figures["accuracy"] >= 0.5, figures  # ten classes: chance is 0.1
