@@ -57,3 +57,16 @@ def test_tf_keras_model_is_refused():
     with pytest.raises(ValueError, match=r"for tf_keras models use tfopt\.pruning\.count_flops"):
         keras3_pruning.count_flops(tf_keras.Sequential([tf_keras.Input((2,)),
                                                         tf_keras.layers.Dense(1)]))
+
+
+def test_a_qat_model_costs_its_float_model_less_the_folded_batch_norm_without_warning(caplog):
+    from tfopt.keras3 import quantization
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3),
+                              keras.layers.BatchNormalization(), keras.layers.ReLU(),
+                              keras.layers.Flatten(), keras.layers.Dense(3)])
+    qat = quantization.quantize(model, "int8")
+    assert isinstance(qat.layers[0], quantization.FakeQuant)
+    with caplog.at_level("WARNING"):
+        # The BatchNormalization (2 FLOPs for each of the 6 * 6 * 4 outputs) is folded.
+        assert keras3_pruning.count_flops(qat) == keras3_pruning.count_flops(model) - 288 > 0
+    assert "0 FLOPs" not in caplog.text

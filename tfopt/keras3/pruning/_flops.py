@@ -64,7 +64,10 @@ def _shapes(tensors):
 def _operation_flops(operation, node):
     name = _formula_name(operation)
     if name is None:
-        if operation.weights and _graph.class_name(operation) not in flops.FREE:
+        # tfopt's own layers cost what their Keras base class costs; the weights of those
+        # without a formula (FakeQuant, QuantReLU, ...) are quantizer ranges, not work.
+        if (operation.weights and _graph.class_name(operation) not in flops.FREE
+                and not type(operation).__module__.startswith("tfopt.")):
             logging.warning("count_flops counts %s (%s) as 0 FLOPs: tfopt does not know its "
                             "cost.", operation.name, type(operation).__name__)
         return 0
