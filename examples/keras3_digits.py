@@ -184,6 +184,10 @@ def print_table(rows):
 
 def main(argv):
     del argv
+    if keras.backend.backend() != "tensorflow":  # before training: the exports need it
+        raise SystemExit(f"This example exports through TensorFlow, but Keras runs on "
+                         f"{keras.backend.backend()!r}: unset KERAS_BACKEND or set it to "
+                         "'tensorflow'.")
     logging.set_verbosity(logging.WARNING)
     # verify_tflite and verify_saved_model predict with each model they check, and Keras
     # warns once several models have traced their predict steps; nothing to act on here.

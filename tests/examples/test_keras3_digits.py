@@ -1,8 +1,8 @@
 """examples/keras3_digits.py runs end to end with tiny epochs, prints its table and checks.
 
-The example trains three times and converts four files, so each run takes
-15-25 s in a child Python (its flags and TensorFlow's logging are its own):
-slow, run by `make test-slow`.
+Each test runs the example in a child Python (its flags, Keras backend and
+TensorFlow logging are its own). A whole run trains three times and converts
+four files: 15-30 s on 2 cores, so these are slow tests (`make test-slow`).
 """
 
 import os
@@ -12,19 +12,21 @@ import sys
 
 import pytest
 
-EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__)))), "examples", "keras3_digits.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLE = os.path.join(ROOT, "examples", "keras3_digits.py")
 TINY = ["--epochs=1", "--prune_epochs=1", "--qat_epochs=1"]
 ROW = re.compile(r"^(float|pruned \+ shrunk|int8 QAT) +(Keras \.keras|TFLite \w+|SavedModel) +"
                  r"([\d,]+) +([\d.]+) +([\d,]+) +([\d.]+)% +(-|[\d.]+%) +(-|[\d.]+)$")
 
 
-def _run(arguments, tmp_path):
+def _run(arguments, tmp_path, backend="tensorflow"):
     """Runs `arguments` in a child Python from an empty directory, TMPDIR inside tmp_path."""
     (tmp_path / "cwd").mkdir()
     (tmp_path / "tmp").mkdir()
-    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp"), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env.pop("KERAS_BACKEND", None)  # export needs TensorFlow's backend
+    # PYTHONPATH: the child imports this checkout's tfopt, as the tests do.
+    path = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp"), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu", "PYTHONPATH": path}
     return subprocess.run([sys.executable, *arguments], cwd=tmp_path / "cwd", env=env,
                           capture_output=True, text=True, timeout=600)
 
@@ -83,3 +85,12 @@ def test_a_failed_check_makes_the_example_exit_non_zero(tmp_path):
     assert "RuntimeError: Verification failed: shrunk widths" in result.stderr, \
         result.stderr[-3000:]
     assert "stage" not in result.stdout  # no table for a run that failed
+
+
+@pytest.mark.slow
+def test_another_keras_backend_is_refused_before_training(tmp_path):
+    result = _run([EXAMPLE, *TINY], tmp_path, backend="jax")
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(
+        "This example exports through TensorFlow, but Keras runs on 'jax': unset "
+        "KERAS_BACKEND or set it to 'tensorflow'."), result.stderr[-3000:]
