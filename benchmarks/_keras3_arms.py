@@ -7,6 +7,7 @@ alike.
 """
 
 import os
+import re
 import tempfile
 import time
 
@@ -14,10 +15,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 import tf_keras
+from absl import logging
 from ai_edge_litert.interpreter import Interpreter
 from ai_edge_litert.interpreter import OpResolverType
 
 from benchmarks import _common
+from tfopt.export import _convert
 
 
 def reference_cnn_keras3():
@@ -123,7 +126,19 @@ def train_together(arms, x, y, batch_size, rotate_every, seed, log=print):
     Epoch e trains the arms that have more than e epochs; the order of the arms
     rotates every turn.
     """
-    chunk, turn = rotate_every * batch_size, 0
+    chunk = rotate_every * batch_size
+    # Every turn is a fit of its own, at whose end the pruning callbacks warn that the
+    # schedule has not reached its target yet: true of every turn but the last ones.
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR)
+    try:
+        _rotate(arms, x, y, batch_size, chunk, seed, log)
+    finally:
+        logging.set_verbosity(verbosity)
+
+
+def _rotate(arms, x, y, batch_size, chunk, seed, log):
+    turn = 0
     for epoch in range(max(arm.epochs for arm in arms)):
         active = [arm for arm in arms if arm.epochs > epoch]
         order = epoch_order(seed, len(x), epoch)
@@ -151,11 +166,15 @@ def train_float(model, x, y, epochs, batch_size, seed):
 # Keras' own int8 quantization --------------------------------------------------------
 
 def first_line(error):
-    """The error's type and its first line that says what failed (the converter's MLIR
-    diagnostics start with a location; the part after its last "error: " is the message)."""
+    """The error's type and the first line that says what failed.
+
+    The converter's MLIR diagnostics read ``<unknown>:0: error: loc(...): 'tfl.op' op
+    ...``: the message is what follows the location.
+    """
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
     line = next((l for l in lines if "error: " in l), lines[0] if lines else "")
-    return f"{type(error).__name__}: {line.rsplit('error: ', 1)[-1][:300]}"
+    line = re.sub(r"^loc\(.*\):\s+", "", line.rsplit("error: ", 1)[-1])
+    return f"{type(error).__name__}: {line[:300]}"
 
 
 def variable_bytes(model):
@@ -187,7 +206,10 @@ def try_conversions(model, directory):
     for name, convert in (("TFLiteConverter.from_keras_model", converter),
                           ('model.export(format="litert")', litert)):
         try:
-            content = convert()
+            # Keras prints the export's endpoints and the converter its MLIR errors from
+            # C++; the ConverterError carries the errors.
+            with _convert.native_output_silenced():
+                content = convert()
         except Exception as error:  # pylint: disable=broad-except  # recorded, not hidden
             routes[name] = {"ok": False, "error": first_line(error)}
         else:
