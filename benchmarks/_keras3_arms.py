@@ -91,8 +91,52 @@ def _step_timer(base):
     return StepTimer
 
 
+def _hook_timer(base):
+    class HookTimer(base):
+        """Runs another callback and adds up the time its per-batch hooks take."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.batches, self.seconds = inner, 0, 0.0
+
+        def set_model(self, model):
+            super().set_model(model)
+            self.inner.set_model(model)
+
+        def set_params(self, params):
+            super().set_params(params)
+            self.inner.set_params(params)
+
+        def on_train_begin(self, logs=None):
+            self.inner.on_train_begin(logs)
+
+        def on_train_end(self, logs=None):
+            self.inner.on_train_end(logs)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.inner.on_epoch_end(epoch, logs)
+
+        def on_train_batch_begin(self, batch, logs=None):
+            start = time.perf_counter()
+            self.inner.on_train_batch_begin(batch, logs)
+            self.seconds += time.perf_counter() - start
+
+        def on_train_batch_end(self, batch, logs=None):
+            start = time.perf_counter()
+            self.inner.on_train_batch_end(batch, logs)
+            self.seconds += time.perf_counter() - start
+            self.batches += 1
+
+        def ms_per_step(self):
+            return 1000.0 * self.seconds / max(self.batches, 1)
+
+    return HookTimer
+
+
 Keras3StepTimer = _step_timer(keras.callbacks.Callback)
 TfKerasStepTimer = _step_timer(tf_keras.callbacks.Callback)
+_HOOK_TIMERS = {True: _hook_timer(keras.callbacks.Callback),
+                False: _hook_timer(tf_keras.callbacks.Callback)}
 
 
 def paired_ratio(timer, reference):
@@ -110,7 +154,8 @@ class Arm:
         self.model = compile_model(model, learning_rate)
         timer = Keras3StepTimer if is_keras3(model) else TfKerasStepTimer
         self.timer = timer(warmup)
-        self.callbacks = [self.timer] + ([callback] if callback is not None else [])
+        self.hooks = None if callback is None else _HOOK_TIMERS[is_keras3(model)](callback)
+        self.callbacks = [self.timer] + ([self.hooks] if callback is not None else [])
         self.seconds = 0.0
 
     def fit_chunk(self, x, y, batch_size):

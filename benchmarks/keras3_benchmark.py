@@ -210,6 +210,7 @@ def step_times(arms):
     reference = arms["keras3 fine-tune"].timer
     return {name: {"ms_per_step": arm.timer.ms_per_step(),
                    "vs_keras3_fine_tune": arms_lib.paired_ratio(arm.timer, reference),
+                   "callback_ms_per_step": arm.hooks.ms_per_step() if arm.hooks else None,
                    "epochs": arm.epochs, "seconds": arm.seconds}
             for name, arm in arms.items()}
 
