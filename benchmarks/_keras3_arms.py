@@ -1,0 +1,287 @@
+"""The Keras 3 benchmark's models, training arms and file checks, for both Kerases.
+
+The reference CNN is built twice, as a Keras 3 model (``import keras``) and as
+the tf-keras model of `_common.reference_cnn`; the fine-tuning arms of both
+Kerases take turns in one rotation, so load from other processes hits them
+alike.
+"""
+
+import os
+import re
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tf_keras
+from absl import logging
+from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import OpResolverType
+
+from benchmarks import _common
+from tfopt.export import _convert
+
+
+def reference_cnn_keras3():
+    """`_common.reference_cnn`, layer for layer, in Keras 3."""
+    layers = keras.layers
+    return keras.Sequential([
+        keras.Input((28, 28, 1)),
+        layers.Conv2D(32, 3, activation="relu"), layers.MaxPool2D(),
+        layers.Conv2D(64, 3, activation="relu"), layers.MaxPool2D(),
+        layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dense(10),
+    ], name="fashion_cnn")
+
+
+def compile_model(model, learning_rate=1e-3):
+    """Adam and sparse cross entropy on logits, in the model's own Keras."""
+    k = keras if is_keras3(model) else tf_keras
+    model.compile(k.optimizers.Adam(learning_rate),
+                  k.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    return model
+
+
+def is_keras3(model):
+    return isinstance(model, keras.Model)
+
+
+def clone_keras3(model):
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def epoch_order(seed, n, epoch):
+    """The same shuffled order for every arm in a given epoch."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+# Timing ------------------------------------------------------------------------------
+
+def _step_timer(base):
+    class StepTimer(base):
+        """Wall time from one batch's start to the next's, all callbacks included.
+
+        The first `warmup` intervals of every `fit` (tracing, caches) are
+        dropped; `fits` keeps each fit's times apart for paired ratios.
+        """
+
+        def __init__(self, warmup):
+            super().__init__()
+            self.warmup, self.fits, self._last, self._seen = warmup, [], None, 0
+
+        def on_train_begin(self, logs=None):
+            self._last, self._seen = None, 0
+            self.fits.append([])
+
+        def on_train_batch_begin(self, batch, logs=None):
+            now = time.perf_counter()
+            if self._last is not None:
+                self._seen += 1
+                if self._seen > self.warmup:
+                    self.fits[-1].append(now - self._last)
+            self._last = now
+
+        def ms_per_step(self):
+            times = [t for fit in self.fits for t in fit]
+            return 1000.0 * float(np.median(times)) if times else float("nan")
+
+    return StepTimer
+
+
+def _hook_timer(base):
+    class HookTimer(base):
+        """Runs another callback and adds up the time its per-batch hooks take."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.batches, self.seconds = inner, 0, 0.0
+
+        def set_model(self, model):
+            super().set_model(model)
+            self.inner.set_model(model)
+
+        def set_params(self, params):
+            super().set_params(params)
+            self.inner.set_params(params)
+
+        def on_train_begin(self, logs=None):
+            self.inner.on_train_begin(logs)
+
+        def on_train_end(self, logs=None):
+            self.inner.on_train_end(logs)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.inner.on_epoch_end(epoch, logs)
+
+        def on_train_batch_begin(self, batch, logs=None):
+            start = time.perf_counter()
+            self.inner.on_train_batch_begin(batch, logs)
+            self.seconds += time.perf_counter() - start
+
+        def on_train_batch_end(self, batch, logs=None):
+            start = time.perf_counter()
+            self.inner.on_train_batch_end(batch, logs)
+            self.seconds += time.perf_counter() - start
+            self.batches += 1
+
+        def ms_per_step(self):
+            return 1000.0 * self.seconds / max(self.batches, 1)
+
+    return HookTimer
+
+
+Keras3StepTimer = _step_timer(keras.callbacks.Callback)
+TfKerasStepTimer = _step_timer(tf_keras.callbacks.Callback)
+_HOOK_TIMERS = {True: _hook_timer(keras.callbacks.Callback),
+                False: _hook_timer(tf_keras.callbacks.Callback)}
+
+
+def paired_ratio(timer, reference):
+    """Median over turns of (median step time / the reference's in the same turn)."""
+    ratios = [np.median(a) / np.median(b) for a, b in zip(timer.fits, reference.fits)
+              if a and b]
+    return float(np.median(ratios)) if ratios else float("nan")
+
+
+class Arm:
+    """One model fine-tuned from the float weights, with its callbacks and step timer."""
+
+    def __init__(self, name, model, epochs, warmup, learning_rate=1e-3, callback=None):
+        self.name, self.epochs = name, epochs
+        self.model = compile_model(model, learning_rate)
+        timer = Keras3StepTimer if is_keras3(model) else TfKerasStepTimer
+        self.timer = timer(warmup)
+        self.hooks = None if callback is None else _HOOK_TIMERS[is_keras3(model)](callback)
+        self.callbacks = [self.timer] + ([self.hooks] if callback is not None else [])
+        self.seconds = 0.0
+
+    def fit_chunk(self, x, y, batch_size):
+        start = time.perf_counter()
+        self.model.fit(x, y, batch_size=batch_size, shuffle=False, epochs=1, verbose=0,
+                       callbacks=self.callbacks)
+        self.seconds += time.perf_counter() - start
+
+
+def train_together(arms, x, y, batch_size, rotate_every, seed, log=print):
+    """Trains each arm for its epochs in turns of `rotate_every` batches, same batches for all.
+
+    Epoch e trains the arms that have more than e epochs; the order of the arms
+    rotates every turn.
+    """
+    chunk = rotate_every * batch_size
+    # Every turn is a fit of its own, at whose end the pruning callbacks warn that the
+    # schedule has not reached its target yet: true of every turn but the last ones.
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR)
+    try:
+        _rotate(arms, x, y, batch_size, chunk, seed, log)
+    finally:
+        logging.set_verbosity(verbosity)
+
+
+def _rotate(arms, x, y, batch_size, chunk, seed, log):
+    turn = 0
+    for epoch in range(max(arm.epochs for arm in arms)):
+        active = [arm for arm in arms if arm.epochs > epoch]
+        order = epoch_order(seed, len(x), epoch)
+        x_epoch, y_epoch = x[order], y[order]
+        for begin in range(0, len(x), chunk):
+            shift = turn % len(active)
+            for arm in active[shift:] + active[:shift]:
+                arm.fit_chunk(x_epoch[begin:begin + chunk], y_epoch[begin:begin + chunk],
+                              batch_size)
+            turn += 1
+        log(f"fine-tune epoch {epoch + 1}: " + ", ".join(
+            f"{arm.name} {arm.seconds:.0f} s" for arm in active))
+
+
+def train_float(model, x, y, epochs, batch_size, seed):
+    """Plain training on the shared epoch orders (the float model of both Kerases)."""
+    compile_model(model)
+    for epoch in range(epochs):
+        order = epoch_order(seed, len(x), epoch)
+        model.fit(x[order], y[order], batch_size=batch_size, shuffle=False, epochs=1,
+                  verbose=0)
+    return model
+
+
+# Keras' own int8 quantization --------------------------------------------------------
+
+def first_line(error):
+    """The error's type and the first line that says what failed.
+
+    The converter's MLIR diagnostics read ``<unknown>:0: error: loc(...): 'tfl.op' op
+    ...``: the message is what follows the location.
+    """
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    line = next((l for l in lines if "error: " in l), lines[0] if lines else "")
+    line = re.sub(r"^loc\(.*\):\s+", "", line.rsplit("error: ", 1)[-1])
+    return f"{type(error).__name__}: {line[:300]}"
+
+
+def variable_bytes(model):
+    """Bytes of the model's variables as stored (int8 kernels count one byte a weight)."""
+    return int(sum(np.prod(v.shape) * np.dtype(v.dtype).itemsize for v in model.weights))
+
+
+def keras_file_bytes(model):
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "model.keras")
+        model.save(path)
+        return os.path.getsize(path)
+
+
+def try_conversions(model, directory):
+    """{route: {"ok": bool, "bytes" or "error"}} for the ways to TFLite a user would try."""
+    def converter():
+        with _common.quiet():
+            return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+    def litert():
+        path = os.path.join(directory, "core_int8_litert.tflite")
+        with _common.quiet():
+            model.export(path, format="litert", verbose=False)
+        with open(path, "rb") as f:
+            return f.read()
+
+    routes = {}
+    for name, convert in (("TFLiteConverter.from_keras_model", converter),
+                          ('model.export(format="litert")', litert)):
+        try:
+            # Keras prints the export's endpoints and the converter its MLIR errors from
+            # C++; the ConverterError carries the errors.
+            with _convert.native_output_silenced():
+                content = convert()
+        except Exception as error:  # pylint: disable=broad-except  # recorded, not hidden
+            routes[name] = {"ok": False, "error": first_line(error)}
+        else:
+            routes[name] = {"ok": True, "bytes": len(content), "content": content}
+    return routes
+
+
+# File checks -------------------------------------------------------------------------
+
+def file_contents(content):
+    """Op names and the dtypes of the tensors ops read or write (no delegate)."""
+    interpreter = Interpreter(model_content=content, experimental_op_resolver_type=(
+        OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+    interpreter.allocate_tensors()
+    ops = interpreter._get_ops_details()  # pylint: disable=protected-access
+    used = {i for op in ops for i in (*op["inputs"], *op["outputs"]) if i >= 0}
+    dtypes = {np.dtype(d["dtype"]).name for d in interpreter.get_tensor_details()
+              if d["index"] in used}
+    ends = [np.dtype(d["dtype"]).name for d in
+            interpreter.get_input_details() + interpreter.get_output_details()]
+    return {"ops": sorted({op["op_name"] for op in ops}), "tensor_dtypes": sorted(dtypes),
+            "input_output_dtypes": ends}
+
+
+def fully_int8(contents):
+    """True if every tensor is int8/int32, the ends are int8, and all ops are builtin."""
+    builtin = all(not name.startswith(("Flex", "Custom")) and name.isupper()
+                  for name in contents["ops"])
+    return (builtin and set(contents["tensor_dtypes"]) <= {"int8", "int32"}
+            and set(contents["input_output_dtypes"]) == {"int8"})
