@@ -199,17 +199,16 @@ def main(argv):
     qat = fit(quantization.quantize(small, "int8"), x_train, y_train, QAT_EPOCHS.value, 1e-4)
 
     test = (x_test, y_test)
-    # The QAT stage has the shrunk model's layers, with weights and activations rounded to
-    # int8: its FLOPs are the shrunk model's (count_flops does not know tfopt's FakeQuant).
-    big, few = pruning.count_flops(model), pruning.count_flops(small)
+    # The QAT model is the shrunk one with BatchNormalization folded into the convolutions.
+    big, few, qat_flops = (pruning.count_flops(m) for m in (model, small, qat))
     with tempfile.TemporaryDirectory() as directory:
         rows = [keras_row("float", model, big, *test),
                 tflite_row("float", model, big, "float32", directory, *test),
                 keras_row("pruned + shrunk", small, few, *test),
                 tflite_row("pruned + shrunk", small, few, "float32", directory, *test),
                 saved_model_row("pruned + shrunk", small, few, directory, *test),
-                keras_row("int8 QAT", qat, few, *test),
-                tflite_row("int8 QAT", qat, few, "int8", directory, *test)]
+                keras_row("int8 QAT", qat, qat_flops, *test),
+                tflite_row("int8 QAT", qat, qat_flops, "int8", directory, *test)]
     print_table(rows)
 
 

@@ -34,7 +34,13 @@ pruned.save(out + "/pruned.keras")
 np.save(out + "/x.npy", x)
 np.save(out + "/predictions.npy", pruned.predict(x, verbose=0))
 layers = pruning._prune.pruned_layers(pruned)
-print(json.dumps({"steps": int(keras.ops.convert_to_numpy(layers[0].pruning_step)),
+from tfopt import export
+try:
+    export.saved_model(pruning.strip(pruned), out + "/serving")
+    refusal = None
+except ValueError as error:
+    refusal = str(error)
+print(json.dumps({"refusal": refusal,"steps": int(keras.ops.convert_to_numpy(layers[0].pruning_step)),
                   "sparsity": [layer.sparsity() for layer in layers],
                   "statistic_max": max(float(keras.ops.convert_to_numpy(e.statistic).max())
                                        for layer in layers for e in layer._entries
@@ -55,6 +61,10 @@ def test_a_model_pruned_under_jax_reloads_and_exports_under_tensorflow(tmp_path)
     assert report["steps"] == 4  # 4 steps, counted inside the JAX step
     assert report["sparsity"] == [0.5, 0.5]  # masks set by the callback took effect
     assert report["statistic_max"] > 0  # Taylor statistics written by the optimizer
+    # A SavedModel is a TensorFlow graph: under JAX, export says where to run it instead.
+    assert "runs on the 'jax' backend" in report["refusal"]
+    assert "KERAS_BACKEND=tensorflow" in report["refusal"]
+    assert not (tmp_path / "serving").exists()
     assert keras.backend.backend() == "tensorflow"
     loaded = keras.saving.load_model(str(tmp_path / "pruned.keras"))
     x = np.load(tmp_path / "x.npy")

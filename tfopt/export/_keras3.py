@@ -61,6 +61,18 @@ def validate_model(model, action):
     input_specs(model, action)
 
 
+def validate_backend(model, action):
+    """Raises ValueError unless Keras runs on TensorFlow: a SavedModel is a traced TF graph."""
+    import keras
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ValueError(
+            f"{action} traces {model.name!r} into a TensorFlow graph, but Keras runs on the "
+            f"{backend!r} backend. Save the model (model.save('model.keras')) and export it "
+            "where Keras runs on TensorFlow: KERAS_BACKEND=tensorflow, e.g. "
+            "`KERAS_BACKEND=tensorflow tfopt-export --model=model.keras ...`.")
+
+
 def validate_convertible(model):
     """Raises ValueError for a model Keras quantized itself (model.quantize), before converting."""
     quantized = [layer.name for layer in _all_layers(model)

@@ -31,6 +31,8 @@ def validate_model(model, action):
                      "model the Distiller trained.", action, student.name)
         model = student
     _inputs.validate_model(model, action)
+    if _keras3.is_model(model):
+        _keras3.validate_backend(model, action)
     return model
 
 
