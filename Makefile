@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo examples test test-slow benchmark benchmark-pruning benchmark-quantization benchmark-distillation benchmark-export benchmark-serving benchmark-coverage benchmark-headline bazel-test clean
+.PHONY: demo examples test test-slow benchmark benchmark-pruning benchmark-quantization benchmark-distillation benchmark-export benchmark-serving benchmark-coverage benchmark-headline benchmark-keras3 bazel-test clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/tfopt-optimize --model=builtin:reference_cnn --data=digits --output_dir=runs/digits --overwrite
 	$(PY) examples/export_digits.py
+	$(PY) examples/keras3_digits.py
 
 # The pipeline's steps by hand, through the Python API (each prints its own table).
 examples: $(VENV)/.installed
@@ -26,6 +27,7 @@ examples: $(VENV)/.installed
 	$(PY) examples/quantize_digits.py
 	$(PY) examples/distill_digits.py
 	$(PY) examples/export_digits.py
+	$(PY) examples/keras3_digits.py
 
 # The suite runs in TEST_WORKERS processes (pytest-xdist); each imports TensorFlow, so
 # more workers than cores gains nothing and costs memory.
@@ -38,7 +40,7 @@ test-slow: $(VENV)/.installed
 	$(PY) -m pytest --durations=10 -m slow tests
 
 # Fashion-MNIST comes from Debian: sudo apt-get install dataset-fashion-mnist
-benchmark: benchmark-headline benchmark-pruning benchmark-quantization benchmark-distillation benchmark-export benchmark-serving
+benchmark: benchmark-headline benchmark-pruning benchmark-quantization benchmark-distillation benchmark-export benchmark-serving benchmark-keras3
 
 # tfopt-optimize's default recipe against tfmot's prune+PQAT recipe and the float model (~6 min).
 benchmark-headline: $(VENV)/.installed
@@ -59,6 +61,10 @@ benchmark-export: $(VENV)/.installed
 # tfopt-serve against a hand-written FastAPI server and the in-process floor (loopback, ~6 min).
 benchmark-serving: $(VENV)/.installed
 	$(PY) -m benchmarks.serving_benchmark
+
+# tfopt on Keras 3 against Keras' own int8 and tfopt's tf-keras path (~5 min).
+benchmark-keras3: $(VENV)/.installed
+	$(PY) -m benchmarks.keras3_benchmark
 
 # What works on the 14 real architectures, tfopt and tfmot side by side (about an hour).
 benchmark-coverage: $(VENV)/.installed

@@ -219,7 +219,9 @@ def first_line(error):
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
     line = next((l for l in lines if "error: " in l), lines[0] if lines else "")
     line = re.sub(r"^loc\(.*\):\s+", "", line.rsplit("error: ", 1)[-1])
-    return f"{type(error).__name__}: {line[:300]}"
+    if len(line) > 300:  # whole sentences, so a cut message still reads
+        line = line[:line.rfind(". ", 0, 300) + 1 or 300] + " ..."
+    return f"{type(error).__name__}: {line}"
 
 
 def variable_bytes(model):
