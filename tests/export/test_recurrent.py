@@ -65,11 +65,12 @@ def test_an_lstm_text_model_exports_in_every_mode_and_verifies(mode, lstm_model,
 @pytest.mark.parametrize("recurrent", [
     lambda: L.GRU(8, name="rnn"),
     lambda: L.SimpleRNN(8, name="rnn"),
-    lambda: L.Bidirectional(L.LSTM(8), name="rnn"),
+    # Slow (~20 s: the converter traces both directions): `make test-slow` runs it.
+    pytest.param(lambda: L.Bidirectional(L.LSTM(8), name="rnn"), marks=pytest.mark.slow),
 ], ids=["GRU", "SimpleRNN", "Bidirectional LSTM"])
 def test_other_recurrent_layers_convert_with_a_fixed_batch(recurrent, tokens, tmp_path):
-    # ~15 s for the Bidirectional LSTM: the converter saves it as a SavedModel first,
-    # which traces both directions' functions; kept, as text models use it most.
+    # The Bidirectional LSTM takes ~20 s: the converter saves it as a SavedModel first,
+    # which traces both directions' functions.
     x, _ = tokens
     model = _text_model(recurrent())
     path = export.tflite(model, str(tmp_path / "m.tflite"))
@@ -99,6 +100,8 @@ def test_modes_the_converter_cannot_do_are_refused_before_converting(
                       representative_data=x[:16])
 
 
+# Slow (~15 s: QAT wrapping, two conversions of an LSTM): `make test-slow` runs it.
+@pytest.mark.slow
 def test_a_quantization_aware_lstm_model_calibrates_its_lstm(lstm_model, tokens, tmp_path):
     x, y = tokens
     quantized = quantization.quantize(lstm_model, representative_data=x[:64])

@@ -74,6 +74,9 @@ def _check_versions(base, killed):
     return len(numbers)
 
 
+# Slow (~15 s of exports killed at random): `make test-slow` runs it; in `make test`,
+# test_an_export_failing_at_any_stage_leaves_nothing fails an export at each stage.
+@pytest.mark.slow
 def test_versions_appear_whole_when_exports_are_killed_at_random(tmp_path):
     base = tmp_path / "digits"
     read, write = os.pipe()

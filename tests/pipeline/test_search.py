@@ -159,6 +159,9 @@ def test_a_search_on_digits_stays_within_its_drop_judged_on_held_out_data(tmp_pa
     assert again.stages == result.stages and again.candidates == result.candidates
 
 
+# Slow (~20 s: two whole searches); tests/cli/test_optimize_cli.py checks a missed target's
+# exit status and files in `make test`.
+@pytest.mark.slow
 def test_a_target_no_candidate_meets_ends_with_the_best_found_and_names_it(
         tmp_path, float_model, digits_data):
     result = pipeline.optimize(float_model, digits_data, tmp_path / "run", target_size_kb=0.05,
