@@ -16,8 +16,6 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 from absl import logging
-from ai_edge_litert.interpreter import Interpreter
-from ai_edge_litert.interpreter import OpResolverType
 
 from benchmarks import _common
 from tfopt.export import _convert
@@ -262,28 +260,3 @@ def try_conversions(model, directory):
         else:
             routes[name] = {"ok": True, "bytes": len(content), "content": content}
     return routes
-
-
-# File checks -------------------------------------------------------------------------
-
-def file_contents(content):
-    """Op names and the dtypes of the tensors ops read or write (no delegate)."""
-    interpreter = Interpreter(model_content=content, experimental_op_resolver_type=(
-        OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
-    interpreter.allocate_tensors()
-    ops = interpreter._get_ops_details()  # pylint: disable=protected-access
-    used = {i for op in ops for i in (*op["inputs"], *op["outputs"]) if i >= 0}
-    dtypes = {np.dtype(d["dtype"]).name for d in interpreter.get_tensor_details()
-              if d["index"] in used}
-    ends = [np.dtype(d["dtype"]).name for d in
-            interpreter.get_input_details() + interpreter.get_output_details()]
-    return {"ops": sorted({op["op_name"] for op in ops}), "tensor_dtypes": sorted(dtypes),
-            "input_output_dtypes": ends}
-
-
-def fully_int8(contents):
-    """True if every tensor is int8/int32, the ends are int8, and all ops are builtin."""
-    builtin = all(not name.startswith(("Flex", "Custom")) and name.isupper()
-                  for name in contents["ops"])
-    return (builtin and set(contents["tensor_dtypes"]) <= {"int8", "int32"}
-            and set(contents["input_output_dtypes"]) == {"int8"})

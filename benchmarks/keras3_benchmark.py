@@ -168,8 +168,11 @@ def build_and_measure(float3, float2, arms, x_test, y_test, directory):
         rows[name] = {"mode": mode, "keras_accuracy": _common.accuracy(model, x_test, y_test),
                       **file_figures(path, model, x_test, y_test)}
         if mode == "int8":
-            contents = arms_lib.file_contents(files[name])
-            rows[name].update(contents, fully_int8=arms_lib.fully_int8(contents))
+            contents = export.inspect_tflite(path)
+            rows[name].update(
+                ops=contents["ops"], tensor_dtypes=contents["tensor_dtypes"],
+                fully_int8=contents["fully_int8"],
+                input_output_dtypes=[d for _, d in contents["inputs"] + contents["outputs"]])
         if name.endswith("float") or "shrink" in name:
             count = pruning3.count_flops if arms_lib.is_keras3(model) else pruning.count_flops
             rows[name].update(flops=count(model), parameters=model.count_params())

@@ -29,8 +29,6 @@ import numpy as np
 from absl import app
 from absl import flags
 from absl import logging
-from ai_edge_litert.interpreter import Interpreter
-from ai_edge_litert.interpreter import OpResolverType
 
 from tfopt import export
 from tfopt import measure
@@ -115,17 +113,8 @@ def widths(model):
 
 def check_fully_int8(path):
     """int8 input and output, int8/int32 tensors only, builtin ops only (no Flex, no custom)."""
-    interpreter = Interpreter(model_path=path, experimental_op_resolver_type=(
-        OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
-    interpreter.allocate_tensors()
-    ends = [np.dtype(d["dtype"]).name for d in
-            interpreter.get_input_details() + interpreter.get_output_details()]
-    check(ends == ["int8", "int8"], f"{path} has inputs and outputs of {ends}, not int8")
-    dtypes = {np.dtype(d["dtype"]).name for d in interpreter.get_tensor_details()}
-    check(dtypes <= {"int8", "int32"}, f"{path} holds tensors of {sorted(dtypes)}")
-    ops = sorted({op["op_name"] for op in interpreter._get_ops_details()})
-    check(ops and not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"],
-          f"{path} uses ops {ops}, not only builtin ones")
+    contents = export.inspect_tflite(path)
+    check(contents["fully_int8"], f"{path} is not fully int8 with builtin ops: {contents}")
 
 
 def keras_row(stage, model, flops, x_test, y_test):

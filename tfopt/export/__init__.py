@@ -8,11 +8,13 @@ Example:
   >>> from tfopt import export
   >>> export.tflite(model, "model.tflite", mode="int8", representative_data=x_train[:300])
   >>> export.verify_tflite("model.tflite", x_test, y_test, reference=model)
+  >>> export.inspect_tflite("model.tflite")["fully_int8"]
   >>> version_dir = export.saved_model(model, "models/digits", warmup_inputs=x_test[:32])
   >>> export.model_server_config([export.ServedModel("digits")], "models/models.config")
 """
 
 from tfopt import _keras2  # noqa: F401  (first: tfmot must not rebind tf.keras)
+from tfopt.export._inspect import inspect_tflite
 from tfopt.export._kit import serving_kit
 from tfopt.export._model_server_config import ServedModel
 from tfopt.export._model_server_config import model_server_config

@@ -57,7 +57,7 @@ def verify_tflite(path, x, y=None, reference=None, num_threads=1, latency_runs=1
       >>> figures = verify_tflite("model.tflite", x_test, y_test, reference=model)
       >>> figures["accuracy"], figures["agreement"], figures["latency_ms"]
     """
-    _validate_tflite_file(path)
+    validate_tflite_file(path)
     _validate_count(num_threads, "num_threads", 1, "1 or more")
     _validate_count(latency_runs, "latency_runs", 0, "0 (skip) or more")
     if reference is not None:
@@ -96,22 +96,23 @@ _KNOWN_HEADERS = {b"PK\x03\x04": "a zip archive (a .keras file?)",
                   b"\x89HDF": "an HDF5 file (a .h5 Keras model?)"}
 
 
-def _validate_tflite_file(path):
+def validate_tflite_file(path, action="verify_tflite"):
+    """Raises TypeError/ValueError, naming `action`, unless `path` is a TFLite file."""
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"verify_tflite needs the path of a .tflite file, got "
+        raise TypeError(f"{action} needs the path of a .tflite file, got "
                         f"{type(path).__name__} {path!r}.")
     if os.path.isdir(path):
-        raise ValueError(f"verify_tflite: {os.fspath(path)!r} is a directory (a SavedModel?); "
+        raise ValueError(f"{action}: {os.fspath(path)!r} is a directory (a SavedModel?); "
                          "give the .tflite file, e.g. one written by tfopt.export.tflite.")
     if not os.path.isfile(path):
-        raise ValueError(f"verify_tflite: no file at {os.fspath(path)!r}.")
+        raise ValueError(f"{action}: no file at {os.fspath(path)!r}.")
     with open(path, "rb") as f:
         head = f.read(8)
     if head[4:8] != _IDENTIFIER:
         kind = ("an empty file" if not head else
                 next((name for magic, name in _KNOWN_HEADERS.items() if head.startswith(magic)),
                      f"a file starting with {head!r}"))
-        raise ValueError(f"verify_tflite: {os.fspath(path)!r} is not a TFLite model: it is "
+        raise ValueError(f"{action}: {os.fspath(path)!r} is not a TFLite model: it is "
                          f"{kind}, and a .tflite file carries {_IDENTIFIER!r} at byte 4. "
                          "Convert the Keras model with tfopt.export.tflite first.")
 

@@ -12,12 +12,17 @@ Example:
   >>> from tfopt.keras3 import export
   >>> export.tflite(model, "model.tflite", mode="int8", representative_data=x_train[:300])
   >>> export.verify_tflite("model.tflite", x_test, y_test, reference=model)
+  >>> export.inspect_tflite("model.tflite")["fully_int8"]
   >>> version_dir = export.saved_model(model, "models/digits", warmup_inputs=x_test[:32])
 """
 
 from tfopt.export import TFLITE_MODES
+from tfopt.export import SavedModelBundle
+from tfopt.export import inspect_tflite
 from tfopt.export import saved_model
 from tfopt.export import tflite
+from tfopt.export import verify_saved_model
 from tfopt.export import verify_tflite
 
-__all__ = ["TFLITE_MODES", "saved_model", "tflite", "verify_tflite"]
+__all__ = ["TFLITE_MODES", "SavedModelBundle", "inspect_tflite", "saved_model", "tflite",
+           "verify_saved_model", "verify_tflite"]
