@@ -31,10 +31,11 @@ def load_fashion_mnist(data_dir, train_examples=None, test_examples=None):
             (x_test[:test_examples], y_test[:test_examples]))
 
 
-def reference_cnn():
-    layers = keras.layers
-    return keras.Sequential([
-        keras.Input((28, 28, 1)),
+def reference_cnn(k=keras):
+    """The benchmarks' Fashion-MNIST CNN, built with Keras module `k` (tf-keras or Keras 3)."""
+    layers = k.layers
+    return k.Sequential([
+        k.Input((28, 28, 1)),
         layers.Conv2D(32, 3, activation="relu"), layers.MaxPool2D(),
         layers.Conv2D(64, 3, activation="relu"), layers.MaxPool2D(),
         layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dense(10),

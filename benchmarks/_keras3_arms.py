@@ -18,18 +18,8 @@ import tf_keras
 from absl import logging
 
 from benchmarks import _common
+from benchmarks import _timers
 from tfopt.export import _convert
-
-
-def reference_cnn_keras3():
-    """`_common.reference_cnn`, layer for layer, in Keras 3."""
-    layers = keras.layers
-    return keras.Sequential([
-        keras.Input((28, 28, 1)),
-        layers.Conv2D(32, 3, activation="relu"), layers.MaxPool2D(),
-        layers.Conv2D(64, 3, activation="relu"), layers.MaxPool2D(),
-        layers.Flatten(), layers.Dense(128, activation="relu"), layers.Dense(10),
-    ], name="fashion_cnn")
 
 
 def compile_model(model, learning_rate=1e-3):
@@ -58,90 +48,10 @@ def epoch_order(seed, n, epoch):
 
 # Timing ------------------------------------------------------------------------------
 
-def _step_timer(base):
-    class StepTimer(base):
-        """Wall time from one batch's start to the next's, all callbacks included.
-
-        The first `warmup` intervals of every `fit` (tracing, caches) are
-        dropped; `fits` keeps each fit's times apart for paired ratios.
-        """
-
-        def __init__(self, warmup):
-            super().__init__()
-            self.warmup, self.fits, self._last, self._seen = warmup, [], None, 0
-
-        def on_train_begin(self, logs=None):
-            self._last, self._seen = None, 0
-            self.fits.append([])
-
-        def on_train_batch_begin(self, batch, logs=None):
-            now = time.perf_counter()
-            if self._last is not None:
-                self._seen += 1
-                if self._seen > self.warmup:
-                    self.fits[-1].append(now - self._last)
-            self._last = now
-
-        def ms_per_step(self):
-            times = [t for fit in self.fits for t in fit]
-            return 1000.0 * float(np.median(times)) if times else float("nan")
-
-    return StepTimer
-
-
-def _hook_timer(base):
-    class HookTimer(base):
-        """Runs another callback and adds up the time its per-batch hooks take."""
-
-        def __init__(self, inner):
-            super().__init__()
-            self.inner, self.batches, self.seconds = inner, 0, 0.0
-
-        def set_model(self, model):
-            super().set_model(model)
-            self.inner.set_model(model)
-
-        def set_params(self, params):
-            super().set_params(params)
-            self.inner.set_params(params)
-
-        def on_train_begin(self, logs=None):
-            self.inner.on_train_begin(logs)
-
-        def on_train_end(self, logs=None):
-            self.inner.on_train_end(logs)
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.inner.on_epoch_end(epoch, logs)
-
-        def on_train_batch_begin(self, batch, logs=None):
-            start = time.perf_counter()
-            self.inner.on_train_batch_begin(batch, logs)
-            self.seconds += time.perf_counter() - start
-
-        def on_train_batch_end(self, batch, logs=None):
-            start = time.perf_counter()
-            self.inner.on_train_batch_end(batch, logs)
-            self.seconds += time.perf_counter() - start
-            self.batches += 1
-
-        def ms_per_step(self):
-            return 1000.0 * self.seconds / max(self.batches, 1)
-
-    return HookTimer
-
-
-Keras3StepTimer = _step_timer(keras.callbacks.Callback)
-TfKerasStepTimer = _step_timer(tf_keras.callbacks.Callback)
-_HOOK_TIMERS = {True: _hook_timer(keras.callbacks.Callback),
-                False: _hook_timer(tf_keras.callbacks.Callback)}
-
-
-def paired_ratio(timer, reference):
-    """Median over turns of (median step time / the reference's in the same turn)."""
-    ratios = [np.median(a) / np.median(b) for a, b in zip(timer.fits, reference.fits)
-              if a and b]
-    return float(np.median(ratios)) if ratios else float("nan")
+Keras3StepTimer = _timers.step_timer(keras.callbacks.Callback)
+TfKerasStepTimer = _timers.step_timer(tf_keras.callbacks.Callback)
+_HOOK_TIMERS = {True: _timers.hook_timer(keras.callbacks.Callback),
+                False: _timers.hook_timer(tf_keras.callbacks.Callback)}
 
 
 class Arm:

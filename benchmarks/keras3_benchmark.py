@@ -29,6 +29,7 @@ from absl import logging
 from benchmarks import _common
 from benchmarks import _keras3_arms as arms_lib
 from benchmarks import _keras3_report as report
+from benchmarks import _timers
 from tfopt import datasets
 from tfopt import export
 from tfopt import pruning
@@ -74,7 +75,7 @@ def schedule_steps(n_train, epochs):
 def float_models(x_train, y_train):
     """(Keras 3 float model, tf-keras model with the same weights)."""
     keras.utils.set_random_seed(FLAGS.seed)
-    float3 = arms_lib.train_float(arms_lib.reference_cnn_keras3(), x_train, y_train,
+    float3 = arms_lib.train_float(_common.reference_cnn(keras), x_train, y_train,
                                   FLAGS.epochs, FLAGS.batch_size, FLAGS.seed)
     tf_keras.utils.set_random_seed(FLAGS.seed)
     float2 = _common.reference_cnn()
@@ -212,8 +213,8 @@ def ratios(rows):
 def step_times(arms):
     reference = arms["keras3 fine-tune"].timer
     return {name: {"ms_per_step": arm.timer.ms_per_step(),
-                   "vs_keras3_fine_tune": arms_lib.paired_ratio(arm.timer, reference),
-                   "callback_ms_per_step": arm.hooks.ms_per_step() if arm.hooks else None,
+                   "vs_keras3_fine_tune": _timers.paired_ratio(arm.timer, reference),
+                   "callback_ms_per_step": arm.hooks.ms_per_step()["total"] if arm.hooks else None,
                    "epochs": arm.epochs, "seconds": arm.seconds}
             for name, arm in arms.items()}
 

@@ -21,6 +21,7 @@ from absl import flags
 from absl import logging
 
 from benchmarks import _common
+from benchmarks import _timers
 from benchmarks._common import accuracy
 from benchmarks._common import clone
 from benchmarks._common import compile_model
@@ -67,81 +68,8 @@ def epoch_order(n, epoch):
 
 # Timing -------------------------------------------------------------------------
 
-class StepTimer(keras.callbacks.Callback):
-    """Wall time from one batch's start to the next's, all callbacks included.
-
-    The first `warmup` intervals of every `fit` (tracing, caches) are dropped.
-    `fits` keeps each fit's times apart, for comparisons round by round.
-    """
-
-    def __init__(self, warmup):
-        super().__init__()
-        self.warmup, self.fits, self._last = warmup, [], None
-        self._supports_tf_logs = True  # do not force a device sync of the logs
-
-    def on_train_begin(self, logs=None):
-        self._last, self._seen = None, 0
-        self.fits.append([])
-
-    def on_train_batch_begin(self, batch, logs=None):
-        now = time.perf_counter()
-        if self._last is not None:
-            self._seen += 1
-            if self._seen > self.warmup:
-                self.fits[-1].append(now - self._last)
-        self._last = now
-
-    def ms_per_step(self):
-        times = [t for fit in self.fits for t in fit]
-        return 1000.0 * float(np.median(times)) if times else float("nan")
-
-
-def paired_ratio(timer, reference):
-    """Median over rounds of (median step time / the reference's in the same round)."""
-    ratios = [np.median(a) / np.median(b) for a, b in zip(timer.fits, reference.fits)
-              if a and b]
-    return float(np.median(ratios)) if ratios else float("nan")
-
-
-class HookTimer(keras.callbacks.Callback):
-    """Runs another callback and adds up the time its per-batch hooks take."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner, self.batches = inner, 0
-        self.seconds = {"on_train_batch_begin": 0.0, "on_train_batch_end": 0.0}
-        self._supports_tf_logs = getattr(inner, "_supports_tf_logs", False)
-
-    def set_model(self, model):
-        super().set_model(model)
-        self.inner.set_model(model)
-
-    def set_params(self, params):
-        super().set_params(params)
-        self.inner.set_params(params)
-
-    def _timed(self, hook, *args):
-        start = time.perf_counter()
-        getattr(self.inner, hook)(*args)
-        self.seconds[hook] += time.perf_counter() - start
-
-    def on_train_begin(self, logs=None):
-        self.inner.on_train_begin(logs)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.inner.on_epoch_end(epoch, logs)
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._timed("on_train_batch_begin", batch, logs)
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._timed("on_train_batch_end", batch, logs)
-        self.batches += 1
-
-    def ms_per_step(self):
-        """{hook: mean ms per step}, and their "total"."""
-        ms = {hook: 1000.0 * s / max(self.batches, 1) for hook, s in self.seconds.items()}
-        return {**ms, "total": sum(ms.values())}
+StepTimer = _timers.step_timer(keras.callbacks.Callback)
+HookTimer = _timers.hook_timer(keras.callbacks.Callback)
 
 
 # Arms -------------------------------------------------------------------------------
@@ -310,7 +238,7 @@ def measure_unstructured(arm, reference, x_test, y_test):
     report = pruning.sparsity_report(stripped)
     return {"accuracy": accuracy(stripped, x_test, y_test),
             "ms_per_step": arm.timer.ms_per_step(),
-            "step_time_vs_keras": paired_ratio(arm.timer, reference.timer),
+            "step_time_vs_keras": _timers.paired_ratio(arm.timer, reference.timer),
             "callback_ms_per_step": arm.hooks.ms_per_step() if arm.pruned else None,
             "sparsity": report.sparsity, "sparsity_report": report.as_dict(),
             **gzip_sizes(stripped, tflite_bytes(stripped))}
@@ -324,7 +252,7 @@ def measure_channels(arm, reference, baseline_model, b, x_test, y_test):
                                 "shrunk": shrunk_tflite}, FLAGS.latency_runs)
     b["tflite_ms"] = latency["baseline"]
     c = {"accuracy": accuracy(shrunk, x_test, y_test), "ms_per_step": arm.timer.ms_per_step(),
-         "step_time_vs_keras": paired_ratio(arm.timer, reference.timer),
+         "step_time_vs_keras": _timers.paired_ratio(arm.timer, reference.timer),
          "callback_ms_per_step": arm.hooks.ms_per_step(),
          "parameters": shrunk.count_params(), "flops": pruning.count_flops(shrunk),
          "tflite_ms": latency["shrunk"],
