@@ -1,7 +1,14 @@
-"""Helpers shared by the Keras 3 tests: config and `.keras` round trips of tfopt objects."""
+"""Helpers shared by the Keras 3 tests: config and `.keras` round trips, runs under JAX."""
+
+import json
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def assert_keras3_config_round_trip(obj):
@@ -30,3 +37,17 @@ def assert_keras3_file_round_trip(model, x, path):
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x, training=False)),
                                   keras.ops.convert_to_numpy(model(x, training=False)))
     return loaded
+
+
+def run_under_jax(script, tmp_path):
+    """Runs `script` (argv[1]: `tmp_path`) in a Python whose Keras runs on JAX.
+
+    Keras picks its backend once, at import, hence a child process. Returns the
+    JSON object the script prints on its last line.
+    """
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "JAX_PLATFORMS": "cpu"}
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, cwd=_ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

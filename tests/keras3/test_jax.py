@@ -1,14 +1,10 @@
 """tfopt.keras3 under the JAX backend: a model pruned and trained there reloads under TF."""
 
-import json
-import os
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
 
+from tests.keras3.conftest import run_under_jax
 from tfopt.keras3 import pruning
 
 # Runs in a child process: Keras picks its backend once, at import.
@@ -40,7 +36,8 @@ try:
     refusal = None
 except ValueError as error:
     refusal = str(error)
-print(json.dumps({"refusal": refusal,"steps": int(keras.ops.convert_to_numpy(layers[0].pruning_step)),
+print(json.dumps({"refusal": refusal,
+                  "steps": int(keras.ops.convert_to_numpy(layers[0].pruning_step)),
                   "sparsity": [layer.sparsity() for layer in layers],
                   "statistic_max": max(float(keras.ops.convert_to_numpy(e.statistic).max())
                                        for layer in layers for e in layer._entries
@@ -52,12 +49,7 @@ print(json.dumps({"refusal": refusal,"steps": int(keras.ops.convert_to_numpy(lay
 # with `make test-slow`.
 @pytest.mark.slow
 def test_a_model_pruned_under_jax_reloads_and_exports_under_tensorflow(tmp_path):
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2",
-           "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run([sys.executable, "-c", _TRAIN_UNDER_JAX, str(tmp_path)], env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_under_jax(_TRAIN_UNDER_JAX, tmp_path)
     assert report["steps"] == 4  # 4 steps, counted inside the JAX step
     assert report["sparsity"] == [0.5, 0.5]  # masks set by the callback took effect
     assert report["statistic_max"] > 0  # Taylor statistics written by the optimizer

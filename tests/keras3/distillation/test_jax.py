@@ -1,13 +1,10 @@
 """The Keras 3 Distiller under the JAX backend: it trains there and reloads under TensorFlow."""
 
-import json
-import os
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
+
+from tests.keras3.conftest import run_under_jax
 
 # Runs in a child process: Keras picks its backend once, at import.
 _DISTILL_UNDER_JAX = """
@@ -44,13 +41,7 @@ print(json.dumps({"history": {k: [float(v) for v in vs] for k, vs in history.ite
 # `make test-slow`.
 @pytest.mark.slow
 def test_a_distiller_trained_under_jax_reloads_under_tensorflow(tmp_path):
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2",
-           "JAX_PLATFORMS": "cpu"}
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-    result = subprocess.run([sys.executable, "-c", _DISTILL_UNDER_JAX, str(tmp_path)], env=env,
-                            capture_output=True, text=True, timeout=300, cwd=root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_under_jax(_DISTILL_UNDER_JAX, tmp_path)
     history = report["history"]
     assert set(history) == {"loss", "distillation_loss", "hint_loss"}  # label-free
     assert history["hint_loss"][-1] < history["hint_loss"][0]

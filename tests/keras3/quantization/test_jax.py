@@ -1,15 +1,11 @@
 """Quantization-aware training under the JAX backend, then reload and export under TensorFlow."""
 
-import json
-import os
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
+from tests.keras3.conftest import run_under_jax
 from tfopt import export
 from tfopt.keras3 import quantization  # registers the layers for loading
 
@@ -45,12 +41,7 @@ print(json.dumps({"moved": sum(not np.array_equal(a, b) for a, b in zip(before, 
 # with `make test-slow`.
 @pytest.mark.slow
 def test_a_model_qat_trained_under_jax_reloads_and_exports_a_fully_int8_file(tmp_path):
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2",
-           "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run([sys.executable, "-c", _TRAIN_UNDER_JAX, str(tmp_path)], env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_under_jax(_TRAIN_UNDER_JAX, tmp_path)
     assert report["moved"] >= 3, report  # ranges (EMA) and folded statistics updated under JAX
     assert keras.backend.backend() == "tensorflow"
     loaded = keras.saving.load_model(str(tmp_path / "qat.keras"))
