@@ -1,19 +1,24 @@
+import keras as keras3
 import numpy as np
+import pytest
 import tf_keras as keras
 
 from tfopt import measure
 
-
-def _dense_model(seed=0):
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.Input((64,)), keras.layers.Dense(256), keras.layers.Dense(10)])
+KERASES = pytest.mark.parametrize("k", [keras, keras3], ids=["tf_keras", "keras3"])
 
 
-def test_zeros_compress_and_raw_size_does_not_change():
-    model = _dense_model()
+def _dense_model(seed=0, k=keras):
+    k.utils.set_random_seed(seed)
+    return k.Sequential([k.Input((64,)), k.layers.Dense(256), k.layers.Dense(10)])
+
+
+@KERASES
+def test_zeros_compress_and_raw_size_does_not_change(k):
+    model = _dense_model(k=k)
     raw, compressed = measure.keras_file_size(model)
     assert compressed < raw
-    sparse = _dense_model()
+    sparse = _dense_model(k=k)
     sparse.set_weights([np.where(np.random.default_rng(0).random(w.shape) < 0.8, 0.0, w)
                         for w in sparse.get_weights()])
     sparse_raw, sparse_compressed = measure.keras_file_size(sparse)
@@ -23,8 +28,9 @@ def test_zeros_compress_and_raw_size_does_not_change():
     assert abs(measure.gzipped_size(sparse) - sparse_compressed) < 64
 
 
-def test_optimizer_state_is_not_counted():
-    model = _dense_model()
+@KERASES
+def test_optimizer_state_is_not_counted(k):
+    model = _dense_model(k=k)
     raw_before, _ = measure.keras_file_size(model)
     model.compile("adam", "mse")
     model.fit(np.zeros((8, 64)), np.zeros((8, 10)), verbose=0)

@@ -2,6 +2,7 @@
 
 import gzip
 import os
+import sys
 import tempfile
 import time
 
@@ -17,7 +18,7 @@ def keras_file_size(model):
     sparsity shows up in storage and download size, as in tfmot's guides.
 
     Args:
-      model: a Sequential or Functional tf_keras model.
+      model: a Sequential or Functional model, tf_keras or Keras 3.
 
     Returns:
       ``(raw_bytes, gzip_bytes)``, gzip at level 9.
@@ -25,14 +26,26 @@ def keras_file_size(model):
     Example:
       >>> raw, compressed = keras_file_size(tfopt.pruning.strip(pruned))
     """
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
+    copy = _uncompiled_copy(model)
     with tempfile.TemporaryDirectory() as directory:
         path = os.path.join(directory, "model.keras")
         copy.save(path)
         with open(path, "rb") as f:
             content = f.read()
     return len(content), len(gzip.compress(content, 9))
+
+
+def _uncompiled_copy(model):
+    """The model with its weights and without its compile state (so no optimizer)."""
+    keras3 = sys.modules.get("keras")  # no Keras 3 model exists before keras is imported
+    if keras3 is not None and isinstance(model, keras3.Model):
+        # Keras 3's clone_model keeps the compile state, and the file would carry the
+        # optimizer's variables; a model rebuilt from its config has none.
+        copy = type(model).from_config(model.get_config())
+    else:
+        copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def gzipped_size(model):
