@@ -68,17 +68,21 @@ class Plan:
     absorbed: list
 
 
-def plan(groups, view, log=lambda name, reason: None):
+def plan(groups, view, log=lambda name, reason: None, left_whole=None):
     """The cuts that remove every group's pruned units.
 
     Args:
       groups: {leader: ChannelGroup} of the model level (`channel_plan`).
       view: the level's `ShrinkView`.
-      log: ``log(name, reason)`` for groups left whole. Defaults to nothing.
+      log: ``log(name, reason)`` for layers left whole. Defaults to nothing.
+      left_whole: {name: reason} the channel plan gave for the layers it left
+        out of every group; each is logged too. Defaults to None.
 
     Returns:
       A `Plan`.
     """
+    for name, reason in (left_whole or {}).items():
+        log(name, reason)
     result = Plan(slices.Cuts(), collections.Counter(), [])
     for name, group in groups.items():
         unmasked = [f for f in group.followers if not view.masked(f)]

@@ -89,10 +89,7 @@ def _shrink_level(model):
               if isinstance(layer, PruneWrapper) and layer.structure == _masks.CHANNELS
               and _registry.channel_capable(layer.layer)}
     groups, reasons = _graph.channel_plan(model, candidates=pruned)
-    for name, reason in reasons.items():
-        logging.info("tfopt.pruning: shrink leaves %s whole: %s.", name, reason)
-    plan = shrink_plan.plan(groups, _View(layers), log=lambda name, reason: logging.info(
-        "tfopt.pruning: shrink leaves %s whole: %s.", name, reason))
+    plan = shrink_plan.plan(groups, _View(layers), log=_log_left_whole, left_whole=reasons)
     biases = _absorbed_biases(model, layers, plan.absorbed)
 
     def replace(layer):
@@ -111,6 +108,10 @@ def _shrink_level(model):
         return new, new, weights
 
     return _clone.rebuild(model, replace)
+
+
+def _log_left_whole(name, reason):
+    logging.info("tfopt.pruning: shrink leaves %s whole: %s.", name, reason)
 
 
 def _weights(layer):

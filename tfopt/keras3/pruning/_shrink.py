@@ -92,10 +92,7 @@ def _shrink_level(model):
                   and _graph.spec_for(layer) is not None
                   and _graph.spec_for(layer).channel_capable}
     groups, reasons = _graph.channel_plan(model, candidates=candidates)
-    for name, reason in reasons.items():
-        logging.info("tfopt.keras3.pruning: shrink leaves %s whole: %s.", name, reason)
-    plan = shrink_plan.plan(groups, _View(layers), log=lambda name, reason: logging.info(
-        "tfopt.keras3.pruning: shrink leaves %s whole: %s.", name, reason))
+    plan = shrink_plan.plan(groups, _View(layers), log=_log_left_whole, left_whole=reasons)
     biases = _absorbed_biases(model, layers, plan.absorbed)
 
     def replace(layer):
@@ -115,6 +112,10 @@ def _shrink_level(model):
         return new, new, weights
 
     return _clone.rebuild(model, replace)
+
+
+def _log_left_whole(name, reason):
+    logging.info("tfopt.keras3.pruning: shrink leaves %s whole: %s.", name, reason)
 
 
 def _plain_weights(layer):
