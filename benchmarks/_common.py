@@ -15,6 +15,7 @@ import tfopt
 import numpy as np
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
+import keras as keras3
 import tf_keras as keras
 from absl import logging
 from ai_edge_litert.interpreter import Interpreter
@@ -42,15 +43,22 @@ def reference_cnn(k=keras):
     ], name="fashion_cnn")
 
 
-def compile_model(model):
-    model.compile(keras.optimizers.Adam(),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+def keras_of(model):
+    """The Keras module `model` belongs to: tf-keras, or Keras 3 (the Keras 3 benchmark)."""
+    return keras3 if isinstance(model, keras3.Model) else keras
+
+
+def compile_model(model, learning_rate=1e-3):
+    """Adam and sparse cross entropy on logits, in the model's own Keras."""
+    k = keras_of(model)
+    model.compile(k.optimizers.Adam(learning_rate),
+                  k.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     return model
 
 
 def clone(model):
-    copy = keras.models.clone_model(model)
+    copy = keras_of(model).models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy
 

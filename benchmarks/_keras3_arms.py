@@ -22,23 +22,8 @@ from benchmarks import _timers
 from tfopt.export import _convert
 
 
-def compile_model(model, learning_rate=1e-3):
-    """Adam and sparse cross entropy on logits, in the model's own Keras."""
-    k = keras if is_keras3(model) else tf_keras
-    model.compile(k.optimizers.Adam(learning_rate),
-                  k.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
-    return model
-
-
 def is_keras3(model):
-    return isinstance(model, keras.Model)
-
-
-def clone_keras3(model):
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    return copy
+    return _common.keras_of(model) is keras
 
 
 def epoch_order(seed, n, epoch):
@@ -59,7 +44,7 @@ class Arm:
 
     def __init__(self, name, model, epochs, warmup, learning_rate=1e-3, callback=None):
         self.name, self.epochs = name, epochs
-        self.model = compile_model(model, learning_rate)
+        self.model = _common.compile_model(model, learning_rate)
         timer = Keras3StepTimer if is_keras3(model) else TfKerasStepTimer
         self.timer = timer(warmup)
         self.hooks = None if callback is None else _HOOK_TIMERS[is_keras3(model)](callback)
@@ -108,7 +93,7 @@ def _rotate(arms, x, y, batch_size, chunk, seed, log):
 
 def train_float(model, x, y, epochs, batch_size, seed):
     """Plain training on the shared epoch orders (the float model of both Kerases)."""
-    compile_model(model)
+    _common.compile_model(model)
     for epoch in range(epochs):
         order = epoch_order(seed, len(x), epoch)
         model.fit(x[order], y[order], batch_size=batch_size, shuffle=False, epochs=1,

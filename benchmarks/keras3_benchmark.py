@@ -80,7 +80,7 @@ def float_models(x_train, y_train):
     tf_keras.utils.set_random_seed(FLAGS.seed)
     float2 = _common.reference_cnn()
     float2.set_weights(float3.get_weights())
-    arms_lib.compile_model(float2)
+    _common.compile_model(float2)
     return float3, float2
 
 
@@ -92,14 +92,14 @@ def make_arms(float3, float2, n_train):
     keras.utils.set_random_seed(FLAGS.seed)
     tf_keras.utils.set_random_seed(FLAGS.seed)
     arms = [
-        arms_lib.Arm("keras3 fine-tune", arms_lib.clone_keras3(float3), FLAGS.prune_epochs,
+        arms_lib.Arm("keras3 fine-tune", _common.clone(float3), FLAGS.prune_epochs,
                      warmup, callback=keras.callbacks.Callback()),
         arms_lib.Arm("keras3 channels", pruning3.prune(
-            arms_lib.clone_keras3(float3), pruning3.PolynomialDecay(0.0, target, **decay),
+            _common.clone(float3), pruning3.PolynomialDecay(0.0, target, **decay),
             structure="channels"), FLAGS.prune_epochs, warmup,
             callback=pruning3.UpdatePruningStep()),
         arms_lib.Arm("keras3 int8 QAT", quantization3.quantize(
-            arms_lib.clone_keras3(float3), "int8"), FLAGS.qat_epochs, warmup, qat_rate),
+            _common.clone(float3), "int8"), FLAGS.qat_epochs, warmup, qat_rate),
         arms_lib.Arm("tf-keras channels", pruning.prune(
             _common.clone(float2), pruning.PolynomialDecay(0.0, target, **decay),
             structure="channels"), FLAGS.prune_epochs, warmup,
@@ -128,7 +128,7 @@ def file_figures(path, model, x_test, y_test):
 
 def core_int8(float3, x_test, y_test, directory):
     """Keras 3's own post-training int8 (Dense layers only): accuracy, size, conversion."""
-    core = arms_lib.clone_keras3(float3)
+    core = _common.clone(float3)
     with warnings.catch_warnings():  # one "no `quantize` method" warning per other layer
         warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
         core.quantize("int8")
