@@ -1,7 +1,5 @@
 """inspect_tflite(): what a .tflite file holds, read from its flatbuffer without running it."""
 
-import os
-
 from tensorflow.lite.python import schema_py_generated as _schema
 
 from tfopt.export import _verify
@@ -51,14 +49,13 @@ def inspect_tflite(path):
     # The operator codes the subgraphs' operators use (the file's table may list more).
     codes = {operator.opcodeIndex for subgraph in model.subgraphs
              for operator in subgraph.operators}
-    ops, custom = set(), []
+    ops, builtin_only = set(), True
     for index in codes:
         code = model.operatorCodes[index]
         builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
         if builtin == _schema.BuiltinOperator.CUSTOM:
-            name = (code.customCode or b"").decode("utf-8", "replace") or "CUSTOM"
-            custom.append(name)
-            ops.add(name)
+            ops.add((code.customCode or b"").decode("utf-8", "replace") or "CUSTOM")
+            builtin_only = False
         else:
             ops.add(_OP_NAMES.get(builtin, f"BUILTIN_{builtin}"))
     main = model.subgraphs[0]
@@ -75,7 +72,7 @@ def inspect_tflite(path):
                     used.add(_TYPE_NAMES[subgraph.tensors[index].type])
     inputs, outputs = ends(main.inputs), ends(main.outputs)
     figures = {"inputs": inputs, "outputs": outputs, "ops": sorted(ops),
-               "tensor_dtypes": sorted(used), "builtin_only": not custom}
+               "tensor_dtypes": sorted(used), "builtin_only": builtin_only}
     figures["fully_int8"] = (
         figures["builtin_only"] and used <= _INT8_FILE_TYPES
         and all(dtype == "int8" for _, dtype in inputs + outputs))
@@ -83,5 +80,4 @@ def inspect_tflite(path):
 
 
 def _name(tensor):
-    name = tensor.name
-    return name.decode("utf-8", "replace") if isinstance(name, bytes) else os.fspath(name or "")
+    return (tensor.name or b"").decode("utf-8", "replace")  # flatbuffer strings are bytes
